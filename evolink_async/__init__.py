@@ -1,0 +1,86 @@
+"""
+evolink_async: an asyncio SDK, task watcher and batch runner for EvoLink's
+video-generation API.
+
+    async with EvoLinkClient() as client:
+        task = await client.generate(
+            "seedance-2.0-image-to-video",
+            prompt="The camera slowly pushes in",
+            image_urls=["https://example.com/first-frame.jpg"],
+        )
+        print(task.video_url)
+
+This module is the whole public surface; `evolink_async.models` (request
+classes) and `evolink_async.testing` (the `MockEvoLink` fake server) are the
+public submodules.
+"""
+
+from ._client import EvoLinkClient
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    EvoLinkError,
+    IdempotencyConflictError,
+    InsufficientCreditsError,
+    NotFoundError,
+    PermissionDeniedError,
+    Problem,
+    RateLimitError,
+    RequestTooLargeError,
+    ServerError,
+    TaskCancelledError,
+    TaskFailedError,
+    ValidationError,
+    WaitTimeoutError,
+)
+from ._http import RetryPolicy
+from ._models import MODELS, RawRequest, Request
+from ._poll import PollPolicy
+from ._results import (
+    RETRYABLE_ERROR_CODES,
+    Credits,
+    Task,
+    TaskError,
+    TaskStatus,
+    UploadedFile,
+    Usage,
+)
+from ._version import __version__
+
+__all__ = [
+    "MODELS",
+    "RETRYABLE_ERROR_CODES",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Credits",
+    "EvoLinkClient",
+    "EvoLinkError",
+    "IdempotencyConflictError",
+    "InsufficientCreditsError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PollPolicy",
+    "Problem",
+    "RateLimitError",
+    "RawRequest",
+    "Request",
+    "RequestTooLargeError",
+    "RetryPolicy",
+    "ServerError",
+    "Task",
+    "TaskCancelledError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskStatus",
+    "UploadedFile",
+    "Usage",
+    "ValidationError",
+    "WaitTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,216 @@
+"""
+The one cattrs converter: API JSON -> result values.
+
+Replies are read tolerantly, because the API's own examples disagree on which
+fields are present: anything but a task's `id` and `status` may be missing,
+numbers may come as strings, unknown fields are kept in `raw`. Only a reply
+that cannot be a task at all (no id, no status, a list where an object goes)
+raises, and then as `MalformedResponseError`, which the HTTP layer turns into an
+`APIError` carrying the HTTP status and request id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import cattrs
+
+from ._results import (
+    RETRYABLE_ERROR_CODES,
+    Credits,
+    Task,
+    TaskError,
+    TaskStatus,
+    UploadedFile,
+    Usage,
+)
+
+__all__ = ["MalformedResponseError", "converter", "structure_task"]
+
+
+class MalformedResponseError(ValueError):
+    """A reply that cannot be read as the value it should be (internal)."""
+
+
+converter = cattrs.Converter()
+
+
+def _number(value: object) -> float | None:
+    """A finite float from a JSON number or numeric string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return result if math.isfinite(result) else None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _mapping(value: object, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return value
+    raise MalformedResponseError(f"{what} is a {type(value).__name__}, expected an object")
+
+
+def _progress(value: object) -> int:
+    number = _number(value)
+    if number is None:
+        return 0
+    return int(min(100.0, max(0.0, number)))
+
+
+def _timestamp(value: object) -> datetime | None:
+    number = _number(value)
+    if number is None:
+        return None
+    try:
+        return datetime.fromtimestamp(number, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _duration(value: object) -> float | None:
+    number = _number(value)
+    if number is None or number < 0:
+        return None
+    return number
+
+
+def _usage(value: object) -> Usage | None:
+    if value is None:
+        return None
+    data = _mapping(value, "usage")
+    return Usage(
+        billing_rule=_text(data.get("billing_rule")),
+        credits_reserved=_number(data.get("credits_reserved")),
+        credits_used=_number(data.get("credits_used")),
+        user_group=_text(data.get("user_group")),
+    )
+
+
+def _task_error(value: object) -> TaskError | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return TaskError(code=None, message=value)
+    data = _mapping(value, "error")
+    code = _text(data.get("code"))
+    return TaskError(
+        code=code,
+        message=_text(data.get("message")) or "",
+        retryable=code in RETRYABLE_ERROR_CODES,
+        suggestion=_text(data.get("suggestion")),
+    )
+
+
+def _results(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list | tuple):
+        return tuple(item for item in value if isinstance(item, str) and item)
+    raise MalformedResponseError(f"results is a {type(value).__name__}, expected a list of URLs")
+
+
+def structure_task(data: object) -> Task:
+    """
+    Read one task object.
+
+    Raises:
+        MalformedResponseError: not an object, or no usable `id` / `status`.
+    """
+    if not isinstance(data, Mapping):
+        raise MalformedResponseError(f"expected a task object, got {type(data).__name__}")
+    task_id = data.get("id")
+    if not isinstance(task_id, str) or not task_id:
+        raise MalformedResponseError("task reply has no 'id'")
+    status = data.get("status")
+    if not isinstance(status, str):
+        raise MalformedResponseError(f"task {task_id} reply has no 'status'")
+    info = _mapping(data.get("task_info"), "task_info")
+    can_cancel = info.get("can_cancel")
+    status_member = TaskStatus.parse(status)
+    # The API only documents `error` on failed tasks; some gateways send
+    # `"error": null` or an empty object on others. Keep it only when it says
+    # something.
+    error = _task_error(data.get("error"))
+    if error is not None and error.code is None and not error.message:
+        error = None
+    return Task(
+        id=task_id,
+        status=status_member,
+        progress=100 if status_member is TaskStatus.COMPLETED else _progress(data.get("progress")),
+        model=_text(data.get("model")),
+        created=_timestamp(data.get("created")),
+        estimated_time=_duration(info.get("estimated_time", data.get("estimated_time"))),
+        can_cancel=can_cancel if isinstance(can_cancel, bool) else None,
+        video_duration=_duration(info.get("video_duration")),
+        results=_results(data.get("results")),
+        usage=_usage(data.get("usage")),
+        error=error,
+        raw=data,
+    )
+
+
+def _structure_credits(data: object, _: type) -> Credits:
+    body = _mapping(data, "credits reply")
+    inner = _mapping(body.get("data", body), "credits data")
+    user = _mapping(inner.get("user"), "credits user")
+    token = _mapping(inner.get("token"), "credits token")
+    unlimited = token.get("unlimited_credits")
+    return Credits(
+        remaining_credits=_number(user.get("remaining_credits")),
+        used_credits=_number(user.get("used_credits")),
+        token_remaining_credits=_number(token.get("remaining_credits")),
+        token_used_credits=_number(token.get("used_credits")),
+        token_unlimited_credits=unlimited if isinstance(unlimited, bool) else None,
+        raw=inner,
+    )
+
+
+def _structure_uploaded(data: object, _: type) -> UploadedFile:
+    inner = _mapping(data, "upload data")
+    file_id = _text(inner.get("file_id"))
+    file_url = _text(inner.get("file_url"))
+    if not file_id or not file_url:
+        raise MalformedResponseError("upload reply has no 'file_id' / 'file_url'")
+    size = _number(inner.get("file_size"))
+    return UploadedFile(
+        file_id=file_id,
+        file_url=file_url,
+        download_url=_text(inner.get("download_url")),
+        file_name=_text(inner.get("file_name")),
+        original_name=_text(inner.get("original_name")),
+        file_size=int(size) if size is not None else None,
+        mime_type=_text(inner.get("mime_type")),
+        upload_path=_text(inner.get("upload_path")),
+        upload_time=_text(inner.get("upload_time")),
+        expires_at=_text(inner.get("expires_at")),
+        raw=inner,
+    )
+
+
+converter.register_structure_hook(Task, lambda data, _: structure_task(data))
+converter.register_structure_hook(Credits, _structure_credits)
+converter.register_structure_hook(UploadedFile, _structure_uploaded)

@@ -1,0 +1,470 @@
+"""
+Deciding *when* to poll a task: `PollPolicy` and a pure, sans-io planner.
+
+Nothing here does I/O, sleeps, or reads a clock: every function takes the
+times it needs as arguments (the caller's monotonic clock) and returns a new
+immutable value. The watcher that sleeps and fetches lives elsewhere, so the
+planner is tested without a server and without sleeping::
+
+    state = start(policy, started_at=t0, estimated_time=165)
+    when = next_poll_at(policy, state, now=t0, u=random.random())
+    ...  # sleep until `when`, GET the task
+    state = observe(state, at=t, progress=task.progress, status=task.status)
+    when = next_poll_at(policy, state, now=t, u=random.random())
+
+The model
+---------
+A task's total duration ``T`` (creation to completion) is taken to be
+lognormal. Its prior median is the server's ``estimated_time`` (or
+`PollPolicy.default_estimate` when that is missing, zero, negative or not a
+number), with log-spread `PollPolicy.estimate_spread`.
+
+Progress re-estimates it. Progress is coarse, so a level ``p`` was reached
+somewhere between the last poll that showed less and the first that showed
+``p``: ``T ~ (middle of that bracket) / (p / 100)``, with a log-spread made of
+the bracket's width plus `PollPolicy.progress_noise` * (1 - p/100) (progress
+need not grow linearly with time; it matters less near the end). The prior and
+this estimate are blended by precision (inverse variance) in log space: a
+little progress barely moves the prior, much progress or a tight bracket all
+but replaces it. When the two disagree by more than their combined spread, the
+prior's spread is widened until they do not (the estimate "can be wildly
+wrong"), so a 2400 s estimate for a task whose progress says 240 s gives way
+after one or two polls.
+
+When to poll next follows Keller's optimal checking rule: checking
+``sqrt(lambda * h / 2)`` times per second, with ``h`` the hazard (the chance
+per second of finishing now, given not finished yet), minimises expected polls
++ ``lambda`` * expected detection delay. Here ``lambda = latency_weight /
+min(estimate, T_hat)`` (``T_hat`` the blended median): one estimated duration of
+delay is worth `PollPolicy.latency_weight` polls, and a task that turns out
+longer than the server said is not watched more loosely for it. The interval
+``d`` solves the discrete form ``lambda * d * q(d) / 2 = 1``, ``q(d)`` being
+the chance of finishing within ``d`` of the last poll: intervals are short
+where finishing is likely (around the estimated finish), long far from it.
+
+The first poll comes after `PollPolicy.first_poll_fraction` of the estimate.
+Once a task runs `PollPolicy.overdue_spread` log-spreads past its estimated
+finish, the model has failed (stuck progress, a queue): each interval is then
+`PollPolicy.backoff` times the last. Every interval is jittered by +/-
+`PollPolicy.jitter` (from the caller's uniform draw ``u``) and kept within
+``[min_interval, max_interval]`` of the last poll.
+
+Scaling: every duration is derived from ``estimated_time``, elapsed time, or a
+`PollPolicy` time field (`min_interval`, `max_interval`, `default_estimate`);
+all other knobs and constants are ratios. Multiplying those times by ``k``
+multiplies every planned delay by ``k``: a fake server at 1/100 of real
+durations behaves like the real one, 100 times faster.
+
+Tuning: fewer polls and more delay -> lower `latency_weight`; trust the
+server's estimate more -> lower `estimate_spread`; trust progress more -> lower
+`progress_noise`. The defaults come from simulating tasks of lognormal duration
+(spread 0.3 and 0.8) around a 165 s estimate, with coarse, uneven progress:
+about a quarter of a fixed 5 s poller's polls, with a 95th-percentile
+detection delay below a fixed 10 s poller's (see tests/test_poll_planner.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from ._errors import ValidationError
+
+__all__ = [
+    "PollPolicy",
+    "PollState",
+    "estimated_duration",
+    "next_poll_at",
+    "observe",
+    "start",
+]
+
+# Numerical guards, not tuning (both are ratios, so scaling holds): a
+# log-spread below _MIN_SPREAD would divide by ~0 after a perfectly tight
+# progress bracket, and an elapsed time below _MIN_FRACTION of the estimate
+# would take the log of ~0.
+_MIN_SPREAD = 1e-3
+_MIN_FRACTION = 1e-9
+# Largest argument for math.exp that cannot overflow a float.
+_MAX_EXP = 700.0
+# Bisection steps for the Keller interval over [min_interval, max_interval] in
+# log space: 8 halvings of the default 30x range give ~1.4% precision, well
+# under the default 10% jitter, for a fixed, small cost per call.
+_SOLVE_STEPS = 8
+_SQRT2 = math.sqrt(2.0)
+
+
+# -- PollPolicy ---------------------------------------------------------------
+
+
+def _check_number(name: str, value: object, rule: str, ok: bool) -> None:
+    """Raise naming field, value and rule unless `value` is a finite number and `ok`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not ok
+    ):
+        raise ValidationError(f"PollPolicy.{name}={value!r}: must be a finite number {rule}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    _check_number(attribute.name, value, "> 0", _is_number(value) and value > 0)
+
+
+def _non_negative(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    _check_number(attribute.name, value, ">= 0", _is_number(value) and value >= 0)
+
+
+def _unit_fraction(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    ok = _is_number(value) and 0 <= value < 1
+    _check_number(attribute.name, value, ">= 0 and < 1", ok)
+
+
+def _share(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    ok = _is_number(value) and 0 < value <= 1
+    _check_number(attribute.name, value, "> 0 and <= 1 (a fraction of the estimate)", ok)
+
+
+def _at_least_one(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    _check_number(attribute.name, value, ">= 1", _is_number(value) and value >= 1)
+
+
+def _boolean(_: Any, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"PollPolicy.{attribute.name}={value!r}: must be True or False")
+
+
+@attrs.frozen(kw_only=True)
+class PollPolicy:
+    """
+    When to poll a running task, and how hard a client may poll overall.
+
+    Every field is keyword-only with a default; use `attrs.evolve` for a
+    variation. Time fields are seconds on the caller's clock; the other
+    numbers are ratios, so scaling `min_interval`, `max_interval`,
+    `default_estimate` and the server's `estimated_time` by one factor scales
+    every planned delay by it. See the `_poll` module docstring for the model.
+
+    Args:
+        min_interval: Floor between two polls of one task, and before the
+            first (seconds, > 0).
+        max_interval: Ceiling between two polls of one task, and before the
+            first (seconds, >= `min_interval`).
+        max_polls_per_second: Budget shared by every waiter of one client
+            (> 0); the scheduler delays polls beyond it.
+        batch_endpoint: Poll due tasks in groups through `POST /v1/tasks/batch`
+            (seen in EvoLink's own clients, not documented) instead of one
+            `GET /v1/tasks/{id}` each.
+        jitter: Each interval moves by up to +/- this fraction (>= 0, < 1),
+            staying within the bounds, so tasks created together do not poll
+            in lockstep.
+        default_estimate: Seconds assumed for a task whose `estimated_time` is
+            missing, zero, negative or not a number (> 0).
+        first_poll_fraction: The first poll comes after this fraction of the
+            estimate (> 0, <= 1), within the bounds: early enough to catch
+            early finishers, and to see progress while it can still help.
+        estimate_spread: How far the server's `estimated_time` is trusted: the
+            log-standard-deviation of the duration around it (> 0; 0.4 means
+            within a factor of 1.5 two times in three). Progress that
+            contradicts the estimate overrides it regardless.
+        progress_noise: How far progress may be from linear in time: the
+            log-standard-deviation of `elapsed / progress` as a duration
+            estimate near progress 0, shrinking to nothing at 100 (>= 0).
+        latency_weight: How many polls one estimated duration of detection
+            delay is worth (> 0). Higher polls more often around the expected
+            finish, lower saves polls.
+        overdue_spread: A task is overdue once it runs this many log-spreads
+            past its estimated finish (>= 0); from then on polls back off.
+        backoff: Once overdue, each interval is this multiple of the previous
+            one (>= 1), up to `max_interval`.
+
+    Raises:
+        ValidationError: A field breaks its rule; the message names the
+            field, the value and the rule.
+    """
+
+    min_interval: float = attrs.field(default=2.0, validator=_positive)
+    max_interval: float = attrs.field(default=60.0, validator=_positive)
+    max_polls_per_second: float = attrs.field(default=20.0, validator=_positive)
+    batch_endpoint: bool = attrs.field(default=False, validator=_boolean)
+    jitter: float = attrs.field(default=0.1, validator=_unit_fraction)
+    default_estimate: float = attrs.field(default=120.0, validator=_positive)
+    first_poll_fraction: float = attrs.field(default=0.2, validator=_share)
+    estimate_spread: float = attrs.field(default=0.4, validator=_positive)
+    progress_noise: float = attrs.field(default=0.3, validator=_non_negative)
+    latency_weight: float = attrs.field(default=140.0, validator=_positive)
+    overdue_spread: float = attrs.field(default=2.0, validator=_non_negative)
+    backoff: float = attrs.field(default=1.5, validator=_at_least_one)
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_interval > self.max_interval:
+            raise ValidationError(
+                f"PollPolicy.min_interval={self.min_interval!r}: must be <= "
+                f"max_interval ({self.max_interval!r})"
+            )
+
+
+# -- per-task state -----------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class PollState:
+    """
+    What the planner knows about one task: a handful of numbers, no history.
+
+    Made by `start` and advanced by `observe`; build it by hand only in tests.
+    Times are on the caller's clock.
+
+    Attributes:
+        started_at: When the task was created.
+        estimate: The latest usable `estimated_time` in seconds, or the
+            policy's `default_estimate`.
+        polls: How many polls have been observed.
+        last_poll: When the last poll was made (`started_at` before any).
+        gap: Seconds from the poll before the last (or from `started_at`) to
+            the last poll; 0 before any poll.
+        progress: Highest progress seen, 0-100.
+        reached_after: Seconds after `started_at` of the last poll that still
+            showed less than `progress`.
+        reached_by: Seconds after `started_at` of the first poll that showed
+            `progress`.
+    """
+
+    started_at: float
+    estimate: float
+    polls: int = 0
+    last_poll: float
+    gap: float = 0.0
+    progress: int = 0
+    reached_after: float = 0.0
+    reached_by: float = 0.0
+
+
+def _usable_estimate(value: object) -> float | None:
+    """A positive, finite number of seconds from `value`, else None."""
+    if not _is_number(value):
+        return None
+    number = float(value)  # type: ignore[arg-type]  # _is_number checked int | float
+    return number if number > 0.0 else None
+
+
+def _progress_level(progress: object) -> int:
+    if _is_number(progress):
+        return min(100, max(0, int(progress)))  # type: ignore[call-overload]  # a number
+    return 0
+
+
+def _exp(value: float) -> float:
+    return math.exp(min(value, _MAX_EXP))
+
+
+def start(policy: PollPolicy, *, started_at: float, estimated_time: float | None) -> PollState:
+    """
+    The planning state of a task just created.
+
+    Args:
+        policy: Supplies `default_estimate` when `estimated_time` is unusable.
+        started_at: When the task was created, on the caller's monotonic clock.
+        estimated_time: The server's `task_info.estimated_time` in seconds;
+            None, zero, negative or not a number mean "unknown".
+    """
+    estimate = _usable_estimate(estimated_time)
+    return PollState(
+        started_at=started_at,
+        estimate=policy.default_estimate if estimate is None else estimate,
+        last_poll=started_at,
+    )
+
+
+def observe(
+    state: PollState,
+    *,
+    at: float,
+    progress: int,
+    status: str,
+    estimated_time: float | None = None,
+) -> PollState:
+    """
+    Fold one poll's result into the state.
+
+    Args:
+        state: The state before this poll (left unchanged).
+        at: When the poll was made, on the caller's clock.
+        progress: The reported progress, 0-100 (clamped). A value below one
+            already seen is ignored: progress is taken not to go back.
+        status: The API's status string (a `TaskStatus` works too). While
+            `pending` the task has not started, so its progress counts as 0;
+            strings not known are planned like `processing`.
+        estimated_time: A newly reported estimate, if the reply had one; a
+            usable one replaces the old.
+
+    Returns:
+        The new state.
+    """
+    if not math.isfinite(at):
+        at = state.last_poll
+    level = 0 if status == "pending" else _progress_level(progress)
+    estimate = _usable_estimate(estimated_time)
+    gap = at - state.last_poll
+    new = attrs.evolve(
+        state,
+        estimate=state.estimate if estimate is None else estimate,
+        polls=state.polls + 1,
+        last_poll=at,
+        gap=gap if gap > 0.0 else 0.0,
+    )
+    if level <= state.progress:
+        return new
+    elapsed = at - state.started_at
+    before = state.last_poll - state.started_at if state.polls else 0.0
+    if not (math.isfinite(elapsed) and elapsed > 0.0):
+        elapsed = 0.0
+    if not (math.isfinite(before) and before > 0.0):
+        before = 0.0
+    return attrs.evolve(
+        new, progress=level, reached_after=min(before, elapsed), reached_by=elapsed
+    )
+
+
+# -- planning -----------------------------------------------------------------
+
+
+def _estimate(policy: PollPolicy, state: PollState) -> float:
+    estimate = _usable_estimate(state.estimate)
+    return policy.default_estimate if estimate is None else estimate
+
+
+def _posterior(policy: PollPolicy, state: PollState) -> tuple[float, float]:
+    """Median of the log-duration and its log-spread, from estimate and progress."""
+    mu = math.log(_estimate(policy, state))
+    variance = policy.estimate_spread * policy.estimate_spread
+    share = min(state.progress, 100) / 100.0
+    low = min(state.reached_after, state.reached_by)
+    high = max(state.reached_after, state.reached_by)
+    reached = 0.5 * (max(low, 0.0) + high)
+    if share > 0.0 and reached > 0.0 and math.isfinite(reached):
+        # The bracket's half-width in log units is ~(high - low) / (high + low);
+        # a uniform spread over it has variance (2 * half)^2 / 12.
+        half = (high - max(low, 0.0)) / (high + max(low, 0.0))
+        noise = policy.progress_noise * (1.0 - share)
+        seen = half * half / 3.0 + noise * noise + _MIN_SPREAD * _MIN_SPREAD
+        mu_seen = math.log(reached / share)
+        # Prior-data conflict: widen the prior until the gap is one spread.
+        conflict = mu_seen - mu
+        variance = max(variance, conflict * conflict - seen)
+        mu = (mu * seen + mu_seen * variance) / (variance + seen)
+        variance = variance * seen / (variance + seen)
+    return mu, max(_MIN_SPREAD, math.sqrt(variance))
+
+
+def estimated_duration(policy: PollPolicy, state: PollState) -> float:
+    """
+    The planner's current median estimate of the task's total duration (seconds).
+
+    The server's estimate blended with what progress has shown so far; finite
+    and positive.
+    """
+    return _exp(_posterior(policy, state)[0])
+
+
+def _survival(log_t: float, mu: float, sigma: float) -> float:
+    """P(T > t) for a lognormal T with median e**mu and log-spread sigma."""
+    return 0.5 * math.erfc((log_t - mu) / (sigma * _SQRT2))
+
+
+def _keller_interval(
+    policy: PollPolicy,
+    *,
+    elapsed: float,
+    mu: float,
+    sigma: float,
+    scale: float,
+    low: float,
+    high: float,
+) -> float:
+    """The smallest d in [low, high] with lambda * d * P(done by +d | running) / 2 >= 1."""
+    lam = policy.latency_weight / min(scale, _exp(mu))
+    alive = _survival(math.log(elapsed), mu, sigma)
+    if not alive > 0.0:
+        return high
+
+    def excess(d: float) -> float:
+        done = 1.0 - _survival(math.log(elapsed + d), mu, sigma) / alive
+        return lam * d * done * 0.5 - 1.0
+
+    if not excess(high) >= 0.0:
+        return high
+    if excess(low) >= 0.0:
+        return low
+    lo, hi = math.log(low), math.log(high)
+    for _ in range(_SOLVE_STEPS):
+        mid = 0.5 * (lo + hi)
+        if excess(math.exp(mid)) >= 0.0:
+            hi = mid
+        else:
+            lo = mid
+    return math.exp(hi)
+
+
+def next_poll_at(policy: PollPolicy, state: PollState, *, now: float, u: float) -> float:
+    """
+    The clock time at which to poll the task next.
+
+    Pure arithmetic on a few numbers, cheap enough for every poll of 100,000
+    tasks; the same arguments always give the same answer.
+
+    Args:
+        policy: Tuning and interval bounds.
+        state: What is known of the task (`start`, then `observe` per poll).
+        now: The caller's clock now: the result is never earlier.
+        u: A uniform draw in [0, 1) choosing the jitter (clamped into range).
+
+    Returns:
+        A finite time within [`min_interval`, `max_interval`] after the last
+        poll (after `started_at` before the first), or `now` if `now` is
+        already past that window.
+    """
+    low, high = policy.min_interval, policy.max_interval
+    anchor = state.last_poll
+    if not math.isfinite(anchor):
+        anchor = state.started_at
+    if not math.isfinite(anchor):
+        anchor = now if math.isfinite(now) else 0.0
+    started = state.started_at if math.isfinite(state.started_at) else anchor
+
+    if state.polls <= 0:
+        interval = policy.first_poll_fraction * _estimate(policy, state)
+    else:
+        mu, sigma = _posterior(policy, state)
+        elapsed = max(anchor - started, _exp(mu) * _MIN_FRACTION)
+        if math.log(elapsed) > mu + policy.overdue_spread * sigma:
+            interval = state.gap * policy.backoff
+        else:
+            interval = _keller_interval(
+                policy,
+                elapsed=elapsed,
+                mu=mu,
+                sigma=sigma,
+                scale=_estimate(policy, state),
+                low=low,
+                high=high,
+            )
+    if not math.isfinite(interval):
+        interval = high
+    interval = min(high, max(low, interval))
+
+    # Jitter inside the bounds, so tasks pinned to a bound still spread out.
+    u = min(1.0, max(0.0, u)) if math.isfinite(u) else 0.5
+    earliest = max(low, interval * (1.0 - policy.jitter))
+    latest = min(high, interval * (1.0 + policy.jitter))
+    when = anchor + earliest + u * (latest - earliest)
+    if math.isfinite(now) and not when >= now:
+        return now
+    return when if math.isfinite(when) else anchor

@@ -1,0 +1,193 @@
+"""
+What the API returns, as frozen values: `Task` and the pieces it is made of,
+`Credits` and `UploadedFile`.
+
+Parsing lives in `_convert.py`; these classes only hold data.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "RETRYABLE_ERROR_CODES",
+    "Credits",
+    "Task",
+    "TaskError",
+    "TaskStatus",
+    "UploadedFile",
+    "Usage",
+]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+#: Error codes of failed tasks that are worth resubmitting: capacity and
+#: timeout problems on the provider's side, as EvoLink's own MCP server treats
+#: them. Everything else (content policy, bad images, ...) fails again.
+RETRYABLE_ERROR_CODES: frozenset[str] = frozenset(
+    {
+        "generation_timeout",
+        "quota_exceeded",
+        "resource_exhausted",
+        "service_error",
+        "service_unavailable",
+    }
+)
+
+
+class TaskStatus(enum.StrEnum):
+    """
+    A task's state; the values are the API's own strings.
+
+    `UNKNOWN` stands for any status string this SDK does not know yet; the
+    original string stays in `Task.raw["status"]`, and waiting goes on.
+    """
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for `COMPLETED`, `FAILED` and `CANCELLED`: nothing changes after these."""
+        return self in _TERMINAL
+
+    @classmethod
+    def parse(cls, value: str) -> TaskStatus:
+        """
+        The member for an API status string; `UNKNOWN` for strings not known.
+        """
+        member = _BY_VALUE.get(value)
+        if member is None:
+            member = _BY_VALUE.get(value.strip().lower())
+        return TaskStatus.UNKNOWN if member is None else member
+
+
+_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+_BY_VALUE: dict[str, TaskStatus] = {m.value: m for m in TaskStatus if m is not TaskStatus.UNKNOWN}
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Usage:
+    """
+    Billing of one task, as the API reports it.
+
+    `credits_reserved` is held when the task is created; `credits_used` (seen
+    on finished tasks) is what was finally charged. Any field may be None when
+    the reply leaves it out.
+    """
+
+    billing_rule: str | None = None
+    credits_reserved: float | None = None
+    credits_used: float | None = None
+    user_group: str | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class TaskError:
+    """
+    Why a task failed: the server's `code` and `message`.
+
+    `retryable` is True for the codes worth resubmitting
+    (`RETRYABLE_ERROR_CODES`: timeouts and capacity problems).
+    """
+
+    code: str | None = None
+    message: str = ""
+    retryable: bool = False
+    suggestion: str | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Task:
+    """
+    One snapshot of a generation task, as `POST /v1/videos/generations` or
+    `GET /v1/tasks/{id}` returned it.
+
+    Snapshots never change; reading the task again gives a new one. Fields the
+    reply left out are None (or empty); `raw` keeps the JSON exactly as
+    received, unknown fields included.
+    """
+
+    id: str
+    status: TaskStatus
+    progress: int = 0
+    model: str | None = None
+    created: datetime | None = None
+    estimated_time: float | None = None
+    can_cancel: bool | None = None
+    video_duration: float | None = None
+    results: tuple[str, ...] = ()
+    usage: Usage | None = None
+    error: TaskError | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+    @property
+    def video_url(self) -> str | None:
+        """The generated video's URL (`results[0]`), or None before completion."""
+        return self.results[0] if self.results else None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the task is completed, failed or cancelled."""
+        return self.status.is_terminal
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Task:
+        """
+        A `Task` from the API's JSON (a reply or a callback body).
+
+        Raises:
+            APIError: `data` lacks a usable `id` or `status`, or a field has
+                a type no tolerant reading can make sense of.
+        """
+        from ._convert import structure_task
+
+        return structure_task(data)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Credits:
+    """
+    The account's credit balance from `GET /v1/credits`.
+
+    `remaining_credits` and `used_credits` are the user's; `token_*` are the
+    API key's own limits when it has any; `raw` is the reply's `data`.
+    """
+
+    remaining_credits: float | None = None
+    used_credits: float | None = None
+    token_remaining_credits: float | None = None
+    token_used_credits: float | None = None
+    token_unlimited_credits: bool | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class UploadedFile:
+    """
+    A file stored by EvoLink's files API, valid for 72 hours.
+
+    Put `file_url` in a request's image field.
+    """
+
+    file_id: str
+    file_url: str
+    download_url: str | None = None
+    file_name: str | None = None
+    original_name: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    upload_path: str | None = None
+    upload_time: str | None = None
+    expires_at: str | None = None
+    raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)

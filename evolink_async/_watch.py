@@ -1,0 +1,617 @@
+"""
+The task watcher: one poll scheduler per client, shared by every waiter.
+
+Deciding *when* to poll a task is the pure planner's job (`_poll.py`); this
+module is the loop that sleeps, fetches and tells waiters. Its shape:
+
+- Each watched task id is one small `_Entry` record (latest snapshot, planner
+  state, listeners), in a dict and a heap ordered by next poll time. Watching
+  100,000 tasks costs 100,000 records, not 100,000 coroutines.
+- One dispatcher task pops due entries, takes a token from the client-wide
+  budget (`PollPolicy.max_polls_per_second`) and starts a poll; at most
+  `max_in_flight` polls run at once, inside one anyio task group.
+- Several waiters on one id share one entry, so one poll stream.
+- A 429 on a poll halves the budget for the whole watcher and honours
+  Retry-After; each successful poll wins back a little, so the rate recovers
+  gradually. Other transient failures (5xx, network, timeouts) reschedule the
+  task with backoff and never end a wait. A task that disappears (404), an id
+  the API rejects (400), or a key it refuses (401/403) ends the waits on it.
+- With `PollPolicy.batch_endpoint`, due tasks are read in groups of up to 50
+  through `POST /v1/tasks/batch`; the first 404/405 from that endpoint turns
+  it off for good and single GETs take over.
+- A callback (`hint`) makes the task due now (never sooner than
+  `min_interval` after its last poll): the GET confirms before anyone trusts
+  the unsigned body.
+- When nobody watches anything, the dispatcher task ends; the next watch
+  starts it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import inspect
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from . import _poll
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    EvoLinkError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TaskCancelledError,
+    TaskFailedError,
+    WaitTimeoutError,
+)
+from ._poll import PollPolicy
+from ._results import Task, TaskStatus
+
+__all__ = ["Watcher"]
+
+logger = logging.getLogger("evolink_async")
+
+#: The most ids `POST /v1/tasks/batch` takes in one call (EvoLink's CLI limit).
+BATCH_LIMIT: Final = 50
+#: Consecutive unreadable replies for one task before its waits end with the
+#: error: a gateway that keeps sending garbage is not going to get better.
+MAX_MALFORMED: Final = 5
+#: The watcher never slows below this share of its budget after 429s.
+MIN_SLOWDOWN: Final = 1 / 64
+#: Share of the full budget won back by each successful poll after a slowdown.
+RECOVERY_STEP: Final = 0.02
+#: Callback hints remembered for ids nobody watches yet (a callback can beat
+#: the `wait` call that would register the id).
+MAX_HINTS: Final = 10_000
+
+Listener = Callable[["_Entry"], None]
+FetchOne = Callable[[str], Awaitable[Task]]
+FetchMany = Callable[[Sequence[str]], Awaitable[list[Task]]]
+
+
+class _Entry:
+    """One watched task id: what is known of it and who listens."""
+
+    __slots__ = (
+        "done",
+        "due",
+        "error",
+        "errors",
+        "interval",
+        "last_poll",
+        "latest",
+        "listeners",
+        "malformed",
+        "needs_origin",
+        "polling",
+        "scope",
+        "seq",
+        "state",
+        "task_id",
+    )
+
+    def __init__(self, task_id: str, state: _poll.PollState) -> None:
+        self.task_id = task_id
+        self.state = state
+        self.latest: Task | None = None
+        self.listeners: list[Listener] = []
+        self.done = False
+        self.error: EvoLinkError | None = None
+        self.due = 0.0
+        self.interval = 0.0
+        self.last_poll: float | None = None
+        self.seq = 0
+        self.errors = 0
+        self.malformed = 0
+        self.polling = False
+        self.needs_origin = False
+        self.scope: anyio.CancelScope | None = None
+
+
+def outcome_of(entry: _Entry) -> Task:
+    """The completed task of a finished entry, or raise what ended it."""
+    if entry.error is not None:
+        raise entry.error
+    task = entry.latest
+    if task is None:  # pragma: no cover -- a finished entry always has a snapshot or error
+        raise RuntimeError("entry finished without a snapshot")
+    if task.status is TaskStatus.FAILED:
+        raise TaskFailedError(task)
+    if task.status is TaskStatus.CANCELLED:
+        raise TaskCancelledError(task)
+    return task
+
+
+class _Bucket:
+    """A token bucket: `rate` tokens a second, at most `burst` saved up."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, rate)
+        self.tokens = self.burst
+        self.stamp = now
+
+    def delay(self, now: float, rate: float) -> float:
+        """Seconds until a token is there (0: take it now)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / rate
+
+
+class Watcher:
+    """
+    Polls every watched task on its own planned schedule, within one budget.
+
+    Not public: `EvoLinkClient.wait` and the batch runner use it.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: PollPolicy,
+        fetch_one: FetchOne,
+        fetch_many: FetchMany,
+        max_in_flight: int,
+    ) -> None:
+        self.policy = policy
+        self._fetch_one = fetch_one
+        self._fetch_many = fetch_many
+        self._max_in_flight = max(1, max_in_flight)
+        self._entries: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._seq = 0
+        self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._wakeup: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._slowdown = 1.0
+        self._bucket: _Bucket | None = None
+        self._batch_ok = policy.batch_endpoint
+        self._hints: OrderedDict[str, None] = OrderedDict()
+        self._closed = False
+        #: Requests sent by the watcher (single and batch), for stats.
+        self.polls_sent = 0
+
+    # -- public-ish API ------------------------------------------------------
+
+    @property
+    def watched(self) -> int:
+        """How many task ids are being watched now."""
+        return len(self._entries)
+
+    @property
+    def slowdown(self) -> float:
+        """The share of the poll budget in use (1.0 = full; lower after 429s)."""
+        return self._slowdown
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        initial: Task | None,
+        started_at: float | None,
+        timeout: float | None,
+        on_progress: Callable[[Task], Any] | None,
+    ) -> Task:
+        """
+        Wait until `task_id` is terminal; return it completed or raise.
+
+        Raises:
+            TaskFailedError, TaskCancelledError, WaitTimeoutError, APIError.
+        """
+        changed = asyncio.Event()
+        entry = self.watch(
+            task_id, initial=initial, started_at=started_at, listener=lambda _: changed.set()
+        )
+        listener = entry.listeners[-1]
+        try:
+            if timeout is None:
+                return await self._follow(entry, changed, on_progress)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._follow(entry, changed, on_progress)
+            except TimeoutError:
+                raise WaitTimeoutError(task_id, timeout, entry.latest) from None
+        finally:
+            self.unwatch(entry, listener)
+
+    def watch(
+        self,
+        task_id: str,
+        *,
+        initial: Task | None,
+        started_at: float | None,
+        listener: Listener,
+    ) -> _Entry:
+        """
+        Start (or join) watching `task_id`; `listener(entry)` runs on every change.
+
+        The listener must be quick and must not raise; `entry.done` tells when
+        the task is finished (`outcome_of(entry)` then gives the result).
+        """
+        if self._closed:
+            raise RuntimeError("this EvoLinkClient is closed")
+        entry = self._entries.get(task_id)
+        if entry is None:
+            entry = self._new_entry(task_id, initial, started_at)
+        entry.listeners.append(listener)
+        if entry.done:
+            listener(entry)
+        return entry
+
+    def unwatch(self, entry: _Entry, listener: Listener) -> None:
+        """Remove one listener; drop the entry (and its in-flight poll) if it was the last."""
+        with contextlib.suppress(ValueError):
+            entry.listeners.remove(listener)
+        if not entry.listeners:
+            self._drop(entry)
+
+    def hint(self, task: Task) -> None:
+        """A callback said `task` changed: poll it as soon as allowed."""
+        entry = self._entries.get(task.id)
+        if entry is None:
+            self._hints[task.id] = None
+            self._hints.move_to_end(task.id)
+            while len(self._hints) > MAX_HINTS:
+                self._hints.popitem(last=False)
+            return
+        if entry.done:
+            return
+        now = self._now()
+        earliest = now if entry.last_poll is None else entry.last_poll + self.policy.min_interval
+        if max(now, earliest) < entry.due:
+            self._schedule(entry, max(now, earliest))
+
+    async def aclose(self) -> None:
+        """Stop the dispatcher; waits in progress end with a closed-client error."""
+        self._closed = True
+        closed = RuntimeError("the EvoLinkClient was closed while waiting")
+        for entry in list(self._entries.values()):
+            self._finish(entry, closed)
+        runner = self._runner
+        if runner is not None and not runner.done():
+            runner.cancel()
+            try:
+                await runner
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+
+    # -- entries -------------------------------------------------------------
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _new_entry(self, task_id: str, initial: Task | None, started_at: float | None) -> _Entry:
+        now = self._now()
+        policy = self.policy
+        if initial is not None:
+            origin = started_at if started_at is not None else now
+            state = _poll.start(policy, started_at=origin, estimated_time=initial.estimated_time)
+        else:
+            state = _poll.start(policy, started_at=now, estimated_time=None)
+        entry = _Entry(task_id, state)
+        self._entries[task_id] = entry
+        hinted = self._hints.pop(task_id, "missing") is None
+        if initial is not None:
+            entry.latest = initial
+            if initial.is_terminal:
+                entry.done = True
+                del self._entries[task_id]
+                return entry
+            due = now if hinted else _poll.next_poll_at(policy, state, now=now, u=self._u())
+        else:
+            entry.needs_origin = started_at is None
+            due = now
+        self._schedule(entry, due)
+        self._ensure_runner()
+        return entry
+
+    def _schedule(self, entry: _Entry, due: float) -> None:
+        self._seq += 1
+        entry.seq = self._seq
+        entry.interval = max(0.0, due - (entry.last_poll or self._now()))
+        entry.due = due
+        heapq.heappush(self._heap, (due, self._seq, entry))
+        if self._heap[0][2] is entry and self._wakeup is not None:
+            self._wakeup.set()
+
+    def _drop(self, entry: _Entry) -> None:
+        if self._entries.get(entry.task_id) is entry:
+            del self._entries[entry.task_id]
+        entry.seq = -1
+        if entry.scope is not None:
+            entry.scope.cancel()
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _finish(self, entry: _Entry, exc: BaseException | None = None) -> None:
+        entry.done = True
+        if isinstance(exc, EvoLinkError):
+            entry.error = exc
+        elif exc is not None:
+            entry.error = _ClosedError(str(exc))
+        if self._entries.get(entry.task_id) is entry:
+            del self._entries[entry.task_id]
+        entry.seq = -1
+        self._notify(entry)
+
+    def _notify(self, entry: _Entry) -> None:
+        for listener in list(entry.listeners):
+            listener(entry)
+
+    def _u(self) -> float:
+        return self._rng.random()
+
+    # -- waiting -------------------------------------------------------------
+
+    async def _follow(
+        self,
+        entry: _Entry,
+        changed: asyncio.Event,
+        on_progress: Callable[[Task], Any] | None,
+    ) -> Task:
+        reported: tuple[TaskStatus, int] | None = None
+        while True:
+            changed.clear()
+            task = entry.latest
+            if on_progress is not None and task is not None:
+                key = (task.status, task.progress)
+                if key != reported:
+                    reported = key
+                    result = on_progress(task)
+                    if inspect.isawaitable(result):
+                        await result
+                    continue
+            if entry.done:
+                return outcome_of(entry)
+            await changed.wait()
+
+    # -- the dispatcher ------------------------------------------------------
+
+    def _ensure_runner(self) -> None:
+        if self._runner is None or self._runner.done():
+            self._wakeup = asyncio.Event()
+            self._runner = asyncio.get_running_loop().create_task(
+                self._run(), name="evolink-async watcher"
+            )
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        if self._bucket is None:
+            self._bucket = _Bucket(self.policy.max_polls_per_second, self._now())
+        try:
+            # A watch can arrive while the task group winds down; go round
+            # again rather than leave it unpolled.
+            while self._entries:
+                async with anyio.create_task_group() as group:
+                    await self._dispatch(group, wakeup)
+        except Exception:  # pragma: no cover -- a bug here must not hang waiters silently
+            logger.exception("task watcher stopped by an unexpected error")
+            for entry in list(self._entries.values()):
+                self._finish(entry, RuntimeError("task watcher failed"))
+            raise
+
+    async def _dispatch(self, group: anyio.abc.TaskGroup, wakeup: asyncio.Event) -> None:
+        bucket = self._bucket
+        assert bucket is not None
+        policy = self.policy
+        heap = self._heap
+        while self._entries:
+            wakeup.clear()
+            while heap and heap[0][2].seq != heap[0][1]:
+                heapq.heappop(heap)
+            if not heap:
+                await wakeup.wait()
+                continue
+            now = self._now()
+            due = heap[0][0]
+            if due > now:
+                await _wait_event(wakeup, due - now)
+                continue
+            if self._in_flight >= self._max_in_flight:
+                await wakeup.wait()
+                continue
+            delay = bucket.delay(now, policy.max_polls_per_second * self._slowdown)
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            _, _, entry = heapq.heappop(heap)
+            batch = [entry]
+            if self._batch_ok:
+                batch.extend(self._also_due(now))
+            for member in batch:
+                member.seq = 0
+                member.polling = True
+            self._in_flight += 1
+            self.polls_sent += 1
+            group.start_soon(self._poll, batch)
+
+    def _also_due(self, now: float) -> list[_Entry]:
+        """Entries worth reading in the same batch call: due or nearly due."""
+        heap = self._heap
+        extra: list[_Entry] = []
+        min_interval = self.policy.min_interval
+        while heap and len(extra) < BATCH_LIMIT - 1:
+            due, seq, entry = heap[0]
+            if entry.seq != seq:
+                heapq.heappop(heap)
+                continue
+            # Reading a task up to a third of its planned interval early costs
+            # nothing extra here and saves it a request of its own later.
+            early_enough = due - now <= max(min_interval, entry.interval / 3)
+            rested = entry.last_poll is None or now - entry.last_poll >= min_interval
+            if not (early_enough and rested):
+                break
+            heapq.heappop(heap)
+            extra.append(entry)
+        return extra
+
+    async def _poll(self, batch: list[_Entry]) -> None:
+        try:
+            if len(batch) == 1 and not self._batch_ok:
+                await self._poll_single(batch[0])
+            else:
+                await self._poll_batch(batch)
+        finally:
+            self._in_flight -= 1
+            for entry in batch:
+                entry.polling = False
+                entry.scope = None
+            if self._wakeup is not None:
+                self._wakeup.set()
+
+    async def _poll_single(self, entry: _Entry) -> None:
+        with anyio.CancelScope() as scope:
+            entry.scope = scope
+            try:
+                task = await self._fetch_one(entry.task_id)
+            except EvoLinkError as exc:
+                self._failed_poll([entry], exc)
+            else:
+                self._recover()
+                self._update(entry, task)
+
+    async def _poll_batch(self, batch: list[_Entry]) -> None:
+        ids = [entry.task_id for entry in batch]
+        try:
+            tasks = await self._fetch_many(ids)
+        except APIError as exc:
+            if exc.status in (400, 404, 405):
+                logger.info(
+                    "POST /v1/tasks/batch unavailable (HTTP %d); polling singly", exc.status
+                )
+                self._batch_ok = False
+                now = self._now()
+                for entry in batch:
+                    if self._entries.get(entry.task_id) is entry:
+                        self._schedule(entry, now)
+                return
+            self._failed_poll(batch, exc)
+            return
+        except EvoLinkError as exc:
+            self._failed_poll(batch, exc)
+            return
+        self._recover()
+        by_id = {task.id: task for task in tasks}
+        for entry in batch:
+            task = by_id.get(entry.task_id)
+            if task is not None:
+                self._update(entry, task)
+            elif self._entries.get(entry.task_id) is entry:
+                # Left out of the batch reply: confirm with a single read.
+                self._schedule(entry, self._now())
+
+    def _update(self, entry: _Entry, task: Task) -> None:
+        if self._entries.get(entry.task_id) is not entry:
+            return
+        now = self._now()
+        entry.last_poll = now
+        entry.errors = 0
+        entry.malformed = 0
+        policy = self.policy
+        if entry.needs_origin:
+            entry.needs_origin = False
+            entry.state = _poll.start(
+                policy, started_at=_origin(task, now), estimated_time=task.estimated_time
+            )
+        entry.state = _poll.observe(
+            entry.state,
+            at=now,
+            progress=task.progress,
+            status=task.status.value,
+            estimated_time=task.estimated_time,
+        )
+        previous = entry.latest
+        entry.latest = task
+        if task.is_terminal:
+            self._finish(entry)
+            return
+        if previous is None or (previous.status, previous.progress) != (
+            task.status,
+            task.progress,
+        ):
+            self._notify(entry)
+        self._schedule(entry, _poll.next_poll_at(policy, entry.state, now=now, u=self._u()))
+
+    def _failed_poll(self, batch: list[_Entry], exc: EvoLinkError) -> None:
+        now = self._now()
+        policy = self.policy
+        fatal = isinstance(
+            exc, NotFoundError | AuthenticationError | PermissionDeniedError | BadRequestError
+        )
+        if isinstance(exc, RateLimitError):
+            self._slowdown = max(MIN_SLOWDOWN, self._slowdown / 2)
+            logger.info("poll rate-limited; watcher budget now %.0f%%", self._slowdown * 100)
+        for entry in batch:
+            if self._entries.get(entry.task_id) is not entry:
+                continue
+            entry.last_poll = now
+            if fatal:
+                if isinstance(exc, NotFoundError):
+                    exc = NotFoundError(
+                        f"task {entry.task_id} not found (unknown, or expired on the server)",
+                        status=exc.status,
+                        code=exc.code,
+                        type=exc.type,
+                        request_id=exc.request_id,
+                        body=exc.body,
+                    )
+                self._finish(entry, exc)
+                continue
+            transient = isinstance(exc, ServerError | RateLimitError | APIConnectionError)
+            if not transient:
+                entry.malformed += 1
+                if entry.malformed >= MAX_MALFORMED:
+                    self._finish(entry, exc)
+                    continue
+            entry.errors += 1
+            wait = min(policy.max_interval, policy.min_interval * 2 ** min(entry.errors, 16))
+            if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+                wait = max(wait, exc.retry_after)
+            wait *= 1 + policy.jitter * (2 * self._u() - 1)
+            self._schedule(entry, now + max(policy.min_interval, wait))
+
+    def _recover(self) -> None:
+        if self._slowdown < 1.0:
+            self._slowdown = min(1.0, self._slowdown + RECOVERY_STEP)
+
+
+class _ClosedError(EvoLinkError, RuntimeError):
+    """The client closed while a wait was in progress."""
+
+
+def _origin(task: Task, now: float) -> float:
+    """Loop-clock time the task was created, from its `created` timestamp."""
+    if task.created is None:
+        return now
+    age = time.time() - task.created.timestamp()
+    return now - max(0.0, age)
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        pass

@@ -1,0 +1,49 @@
+"""Shared fixtures: the anyio backend, a scaled MockEvoLink and a client on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from evolink_async import EvoLinkClient, PollPolicy, RetryPolicy
+from evolink_async.testing import MockEvoLink
+
+#: Mock durations are scaled by this: a 165 s task takes 0.33 s.
+TIME_SCALE = 0.002
+#: A poll policy scaled like the mock: 2 s -> 4 ms, 60 s -> 120 ms.
+FAST_POLL = PollPolicy(
+    min_interval=0.004, max_interval=0.12, max_polls_per_second=2000.0, default_estimate=0.24
+)
+#: Retries that wait milliseconds, not seconds.
+FAST_RETRY = RetryPolicy(max_retries=3, initial_backoff=0.001, max_backoff=0.01)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockEvoLink]:
+    async with MockEvoLink(time_scale=TIME_SCALE, seed=1) as server:
+        yield server
+
+
+def make_client(mock: MockEvoLink, **overrides: object) -> EvoLinkClient:
+    """A client on `mock` with test-speed polling and retries; `overrides` win."""
+    options: dict[str, object] = {
+        "base_url": mock.url,
+        "files_base_url": mock.url,
+        "poll": FAST_POLL,
+        "retry": FAST_RETRY,
+        "timeout": 5.0,
+    }
+    options.update(overrides)
+    return EvoLinkClient(mock.api_key, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def client(mock: MockEvoLink) -> AsyncIterator[EvoLinkClient]:
+    async with make_client(mock) as evolink:
+        yield evolink

@@ -1,0 +1,343 @@
+"""wait / generate through the shared watcher, against MockEvoLink over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import attrs
+import pytest
+from aiohttp import web
+
+from evolink_async import (
+    EvoLinkClient,
+    NotFoundError,
+    RawRequest,
+    Task,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskStatus,
+    WaitTimeoutError,
+)
+from evolink_async.testing import Fault, MockEvoLink
+
+from .conftest import FAST_POLL, TIME_SCALE, make_client
+
+pytestmark = pytest.mark.anyio
+
+GET_TASK = "GET /v1/tasks/{id}"
+BATCH = "POST /v1/tasks/batch"
+
+
+def job(prompt: str = "A cat playing piano") -> RawRequest:
+    return RawRequest(
+        "wan2.5-image-to-video", {"prompt": prompt, "image_urls": ["https://example.com/cat.png"]}
+    )
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+async def test_generate_returns_the_completed_task(client: EvoLinkClient, mock: MockEvoLink) -> None:
+    task = await client.generate(job())
+
+    assert task.status is TaskStatus.COMPLETED
+    assert task.progress == 100
+    assert task.video_url is not None and task.video_url.startswith(mock.url)
+    assert mock.tasks[task.id].final_status == "completed"
+    polls = mock.stats.polls[task.id]
+    assert 1 <= len(polls) <= 12
+    # Detected after the mock finished it, and not long after.
+    finished = mock.tasks[task.id].finishes_at
+    assert polls[-1] >= finished
+    assert all(gap >= FAST_POLL.min_interval * 0.999 for gap in gaps(polls))
+
+
+async def test_on_progress_sees_each_change_once_sync_and_async(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    seen_sync: list[tuple[str, int]] = []
+    seen_async: list[tuple[str, int]] = []
+
+    def on_sync(task: Task) -> None:
+        seen_sync.append((task.status.value, task.progress))
+
+    async def on_async(task: Task) -> None:
+        await asyncio.sleep(0)
+        seen_async.append((task.status.value, task.progress))
+
+    task = await client.submit(job())
+    await asyncio.gather(
+        client.wait(task, on_progress=on_sync), client.wait(task, on_progress=on_async)
+    )
+
+    for seen in (seen_sync, seen_async):
+        assert seen[0] == ("pending", 0)
+        assert seen[-1] == ("completed", 100)
+        assert len(seen) == len(set(seen)), "a snapshot was reported twice"
+        assert [p for _, p in seen] == sorted(p for _, p in seen)
+    assert len(mock.stats.polls[task.id]) >= len(seen_sync) - 1
+
+
+async def test_failed_task_raises_task_failed_error(client: EvoLinkClient, mock: MockEvoLink) -> None:
+    with pytest.raises(TaskFailedError) as info:
+        await client.generate(job("mock:fail=content_policy_violation a refused prompt"))
+    error = info.value
+    assert error.code == "content_policy_violation"
+    assert error.retryable is False
+    assert error.task.status is TaskStatus.FAILED
+    assert mock.tasks[error.task.id].final_status == "failed"
+
+
+async def test_retryable_failure_codes_are_marked(client: EvoLinkClient) -> None:
+    with pytest.raises(TaskFailedError) as info:
+        await client.generate(job("mock:fail=service_unavailable"))
+    assert info.value.retryable is True
+    assert "worth resubmitting" in str(info.value)
+
+
+async def test_cancelled_task_raises_task_cancelled_error(client: EvoLinkClient) -> None:
+    with pytest.raises(TaskCancelledError) as info:
+        await client.generate(job("mock:cancel"))
+    assert info.value.task.status is TaskStatus.CANCELLED
+
+
+async def test_timeout_carries_the_last_snapshot_and_the_task_goes_on(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    task = await client.submit(job())
+    with pytest.raises(WaitTimeoutError) as info:
+        await client.wait(task, timeout=0.01)
+    error = info.value
+    assert isinstance(error, TimeoutError)
+    assert error.task is not None and error.task.id == task.id
+    assert not error.task.is_terminal
+    done = await client.wait(task.id)
+    assert done.status is TaskStatus.COMPLETED
+
+
+async def test_many_waiters_on_one_id_share_one_poll_stream(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    task = await client.submit(job())
+    results = await asyncio.gather(*(client.wait(task.id) for _ in range(20)))
+
+    assert {r.id for r in results} == {task.id}
+    polls = mock.stats.polls[task.id]
+    assert all(gap >= FAST_POLL.min_interval * 0.999 for gap in gaps(polls))
+    # One stream: the count is what a single waiter makes, not 20 times that.
+    assert len(polls) <= 12
+
+
+async def test_wait_by_id_and_on_a_finished_snapshot(client: EvoLinkClient, mock: MockEvoLink) -> None:
+    task = await client.submit(job())
+    done = await client.wait(task.id)
+    polls_before = len(mock.stats.polls[task.id])
+    again = await client.wait(done)
+    assert again is done
+    assert len(mock.stats.polls[task.id]) == polls_before
+
+
+async def test_transient_poll_errors_never_end_the_wait(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    task = await client.submit(job())
+    mock.inject(Fault.SERVER_ERROR, route=GET_TASK, times=3, status=503)
+    mock.inject(Fault.DROP_BEFORE, route=GET_TASK, times=2)
+    mock.inject(Fault.SLOW, route=GET_TASK, delay=0.3)
+    async with make_client(mock, timeout=0.1) as impatient:
+        done = await impatient.wait(task)
+    assert done.status is TaskStatus.COMPLETED
+    assert mock.stats.faults_injected["server_error"] == 3
+    assert mock.stats.faults_injected["drop_before"] == 2
+
+
+async def test_unknown_status_keeps_waiting(client: EvoLinkClient, mock: MockEvoLink) -> None:
+    task = await client.submit(job())
+    odd = {"id": task.id, "status": "queued_for_gpu", "progress": 5}
+    mock.inject(Fault.REPLY, route=GET_TASK, status=200, body=odd, times=2)
+    seen: list[TaskStatus] = []
+    done = await client.wait(task, on_progress=lambda t: seen.append(t.status))
+    assert done.status is TaskStatus.COMPLETED
+    assert TaskStatus.UNKNOWN in seen
+
+
+async def test_404_after_the_task_existed_ends_the_wait(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    task = await client.submit(job())
+    gone = {"error": {"code": "not_found", "message": "task expired", "type": "not_found_error"}}
+    mock.inject(Fault.REPLY, route=GET_TASK, status=404, body=gone)
+    with pytest.raises(NotFoundError, match=task.id):
+        await client.wait(task)
+
+
+async def test_cancelling_a_waiter_stops_its_polling_and_leaks_no_task(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    await client.get_credits()  # the session exists before counting tasks
+    baseline = len(asyncio.all_tasks())
+    slow = attrs.evolve(FAST_POLL)
+    tasks = [await client.submit(job()) for _ in range(5)]
+    waiters = [asyncio.create_task(client.wait(t)) for t in tasks]
+    while sum(len(mock.stats.polls.get(t.id, [])) for t in tasks) < 3:
+        await asyncio.sleep(0.005)
+    for waiter in waiters:
+        waiter.cancel()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    for _ in range(100):
+        if len(asyncio.all_tasks()) <= baseline:
+            break
+        await asyncio.sleep(0.001)
+    assert len(asyncio.all_tasks()) == baseline
+    assert client._watcher.watched == 0
+    polls = sum(len(mock.stats.polls.get(t.id, [])) for t in tasks)
+    await asyncio.sleep(slow.max_interval * 2)
+    assert sum(len(mock.stats.polls.get(t.id, [])) for t in tasks) == polls
+
+
+async def test_cancelling_one_waiter_leaves_the_others(client: EvoLinkClient) -> None:
+    task = await client.submit(job())
+    first = asyncio.create_task(client.wait(task))
+    second = asyncio.create_task(client.wait(task))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    done = await second
+    assert done.status is TaskStatus.COMPLETED
+    assert first.cancelled()
+
+
+async def test_budget_is_respected_with_2000_tasks(mock: MockEvoLink) -> None:
+    budget = 400.0
+    poll = attrs.evolve(FAST_POLL, max_polls_per_second=budget)
+    async with make_client(mock, poll=poll, max_concurrency=64) as client:
+        tasks = await asyncio.gather(*(client.submit(job()) for _ in range(2000)))
+        await asyncio.gather(*(client.wait(t) for t in tasks))
+    times = sorted(t for task in tasks for t in mock.stats.polls[task.id])
+    assert len(times) >= 2000
+    # Any one-second window holds at most the budget plus the bucket's burst.
+    window_max = 0
+    start = 0
+    for end, when in enumerate(times):
+        while when - times[start] > 1.0:
+            start += 1
+        window_max = max(window_max, end - start + 1)
+    assert window_max <= budget * 1.0 + budget + 5
+    span = times[-1] - times[0]
+    assert len(times) <= budget * span + budget + 5
+
+
+async def test_429_on_polls_slows_the_whole_watcher_then_recovers(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    tasks = [await client.submit(job()) for _ in range(3)]
+    mock.inject(Fault.RATE_LIMIT, route=GET_TASK, times=2, retry_after=0.01)
+    waits = [asyncio.create_task(client.wait(t)) for t in tasks]
+    while mock.stats.faults_injected["rate_limit"] < 2:
+        await asyncio.sleep(0.002)
+    assert client._watcher.slowdown <= 0.5
+    await asyncio.gather(*waits)
+    assert client._watcher.slowdown > 0.25
+
+
+async def test_batch_endpoint_reads_many_tasks_per_request(mock: MockEvoLink) -> None:
+    poll = attrs.evolve(FAST_POLL, batch_endpoint=True)
+    async with make_client(mock, poll=poll) as client:
+        tasks = await asyncio.gather(*(client.submit(job()) for _ in range(60)))
+        done = await asyncio.gather(*(client.wait(t) for t in tasks))
+    assert all(t.status is TaskStatus.COMPLETED for t in done)
+    assert mock.stats.requests[GET_TASK] == 0
+    batches = mock.stats.requests[BATCH]
+    reads = sum(len(mock.stats.polls[t.id]) for t in tasks)
+    assert 0 < batches < reads / 2
+    assert all(len(r.json["task_ids"]) <= 50 for r in mock.requests_log if r.route == BATCH)
+
+
+async def test_batch_endpoint_falls_back_to_single_reads_for_good() -> None:
+    async with MockEvoLink(time_scale=TIME_SCALE, batch_endpoint=False) as mock:
+        poll = attrs.evolve(FAST_POLL, batch_endpoint=True)
+        async with make_client(mock, poll=poll) as client:
+            tasks = await asyncio.gather(*(client.submit(job()) for _ in range(5)))
+            done = await asyncio.gather(*(client.wait(t) for t in tasks))
+    assert all(t.status is TaskStatus.COMPLETED for t in done)
+    assert mock.stats.requests[BATCH] == 1
+    assert mock.stats.requests[GET_TASK] >= 5
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback webhook receiver; the list collects the bodies it got."""
+    bodies: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        bodies.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/hook", bodies
+    finally:
+        await runner.cleanup()
+
+
+async def test_callback_wakes_a_waiter_with_fewer_polls(
+    receiver: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, bodies = receiver
+    # The estimate is 10x too high, so the planner alone would poll late.
+    async with MockEvoLink(time_scale=TIME_SCALE, eta_bias=10.0, callback_target=url) as mock:
+        async with make_client(mock) as client, aiohttp.ClientSession() as session:
+            params = {
+                "prompt": "A cat playing piano",
+                "image_urls": ["https://example.com/cat.png"],
+                "callback_url": "https://example.com/hooks/evolink",
+            }
+            hinted = await client.submit(RawRequest("wan2.5-image-to-video", params))
+            plain = await client.submit(job())
+            waiter = asyncio.create_task(client.wait(hinted))
+            plain_waiter = asyncio.create_task(client.wait(plain))
+            while not bodies:
+                await asyncio.sleep(0.002)
+            client.handle_callback(bodies[0])
+            done = await waiter
+            await plain_waiter
+            del session
+    assert done.status is TaskStatus.COMPLETED
+    finished = mock.tasks[hinted.id].finishes_at
+    hinted_polls = mock.stats.polls[hinted.id]
+    # The confirming GET came right after the callback, well before the plan.
+    assert hinted_polls[-1] - finished < 0.2 * mock.tasks[hinted.id].duration + 0.05
+    assert len(hinted_polls) <= len(mock.stats.polls[plain.id])
+
+
+async def test_callback_body_is_not_trusted_without_a_get(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    task = await client.submit(job())
+    forged = {"id": task.id, "status": "completed", "progress": 100, "results": ["https://evil"]}
+    waiter = asyncio.create_task(client.wait(task))
+    await asyncio.sleep(0)
+    client.handle_callback(forged)
+    done = await waiter
+    assert done.video_url != "https://evil"
+    assert done.video_url is not None and done.video_url.startswith(mock.url)
+
+
+async def test_closing_the_client_ends_waits(mock: MockEvoLink) -> None:
+    client = make_client(mock)
+    task = await client.submit(job())
+    waiter = asyncio.create_task(client.wait(task))
+    await asyncio.sleep(0.005)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await waiter
