@@ -37,7 +37,16 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._http import RetryPolicy
-from ._models import MODELS, RawRequest, Request
+from ._models import (
+    MODELS,
+    HappyHorseImageToVideo,
+    RawRequest,
+    Request,
+    SeedanceFastImageToVideo,
+    SeedanceImageToVideo,
+    Wan25ImageToVideo,
+    Wan27ImageToVideo,
+)
 from ._poll import PollPolicy
 from ._results import (
     RETRYABLE_ERROR_CODES,
@@ -61,6 +70,7 @@ __all__ = [
     "Credits",
     "EvoLinkClient",
     "EvoLinkError",
+    "HappyHorseImageToVideo",
     "IdempotencyConflictError",
     "InsufficientCreditsError",
     "NotFoundError",
@@ -72,6 +82,8 @@ __all__ = [
     "Request",
     "RequestTooLargeError",
     "RetryPolicy",
+    "SeedanceFastImageToVideo",
+    "SeedanceImageToVideo",
     "ServerError",
     "Task",
     "TaskCancelledError",
@@ -82,5 +94,7 @@ __all__ = [
     "Usage",
     "ValidationError",
     "WaitTimeoutError",
+    "Wan25ImageToVideo",
+    "Wan27ImageToVideo",
     "__version__",
 ]

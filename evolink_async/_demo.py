@@ -54,7 +54,10 @@ DEMO_JOBS: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         "wan2.5-image-to-video",
-        {"prompt": "A paper boat drifts down a rainy street", "image_urls": ["https://example.com/boat.png"]},
+        {
+            "prompt": "A paper boat drifts down a rainy street",
+            "image_urls": ["https://example.com/boat.png"],
+        },
     ),
     (
         "seedance-2.0-image-to-video",
@@ -87,7 +90,10 @@ async def run_demo(out: TextIO) -> int:
             mock.api_key, base_url=mock.url, files_base_url=mock.url, poll=poll
         ) as client:
             results = await asyncio.gather(
-                *(_one(client, n, model, params, out) for n, (model, params) in enumerate(DEMO_JOBS))
+                *(
+                    _one(client, n, model, params, out)
+                    for n, (model, params) in enumerate(DEMO_JOBS)
+                )
             )
         ok = sum(results)
         polls = mock.stats.requests["GET /v1/tasks/{id}"]

@@ -37,6 +37,14 @@ the rule is declared below):
   API-NOTES says generation takes URLs only). Private hosts are not refused for
   *image* URLs (the local mock serves uploads on 127.0.0.1), only for
   `callback_url`, where the pages forbid them.
+- wan2.7 `video_urls`/`audio_urls` ("Required array length: 1 element"): when
+  given, exactly one URL; an empty list is rejected (leave the field out).
+
+A `pathlib.Path` in an image field is checked at construction (a `stat` and a
+read of the header bytes, see `_local_files.py`). Required fields are required
+keyword arguments, so type checkers flag a missing one; through
+`build_request` (`client.submit(model_id, **params)`) a missing or unknown
+field is a `ValidationError` like any other problem, never a `TypeError`.
 
 The client uses four private helpers from here: `build_request` (model id +
 params -> request object), `request_body` (request -> JSON body),
@@ -445,7 +453,7 @@ class HappyHorseImageToVideo(ModelRequest):
         default=None,
         metadata=_meta(
             # The page says the excess is truncated, so nothing is rejected.
-            Text(note="Chinese <= 2500 / other <= 5000 characters, longer is truncated by the API"),
+            Text(note="Chinese <= 2500 / other <= 5000 chars, truncated by the API"),
             doc="what happens; without it the image drives the motion",
         ),
     )

@@ -249,16 +249,18 @@ class PollState:
 
 def _usable_estimate(value: object) -> float | None:
     """A positive, finite number of seconds from `value`, else None."""
-    if not _is_number(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)  # type: ignore[arg-type]  # _is_number checked int | float
-    return number if number > 0.0 else None
+    number = float(value)
+    return number if math.isfinite(number) and number > 0.0 else None
 
 
 def _progress_level(progress: object) -> int:
-    if _is_number(progress):
-        return min(100, max(0, int(progress)))  # type: ignore[call-overload]  # a number
-    return 0
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        return 0
+    if not math.isfinite(progress):
+        return 0
+    return min(100, max(0, int(progress)))
 
 
 def _exp(value: float) -> float:
@@ -313,23 +315,23 @@ def observe(
     level = 0 if status == "pending" else _progress_level(progress)
     estimate = _usable_estimate(estimated_time)
     gap = at - state.last_poll
-    new = attrs.evolve(
-        state,
+    reached_after, reached_by = state.reached_after, state.reached_by
+    if level > state.progress:
+        # Level `level` was reached after the previous poll and by this one.
+        elapsed = at - state.started_at
+        before = state.last_poll - state.started_at if state.polls else 0.0
+        reached_by = elapsed if math.isfinite(elapsed) and elapsed > 0.0 else 0.0
+        before = before if math.isfinite(before) and before > 0.0 else 0.0
+        reached_after = min(before, reached_by)
+    return PollState(
+        started_at=state.started_at,
         estimate=state.estimate if estimate is None else estimate,
         polls=state.polls + 1,
         last_poll=at,
         gap=gap if gap > 0.0 else 0.0,
-    )
-    if level <= state.progress:
-        return new
-    elapsed = at - state.started_at
-    before = state.last_poll - state.started_at if state.polls else 0.0
-    if not (math.isfinite(elapsed) and elapsed > 0.0):
-        elapsed = 0.0
-    if not (math.isfinite(before) and before > 0.0):
-        before = 0.0
-    return attrs.evolve(
-        new, progress=level, reached_after=min(before, elapsed), reached_by=elapsed
+        progress=max(level, state.progress),
+        reached_after=reached_after,
+        reached_by=reached_by,
     )
 
 
@@ -353,7 +355,7 @@ def _posterior(policy: PollPolicy, state: PollState) -> tuple[float, float]:
         # The bracket's half-width in log units is ~(high - low) / (high + low);
         # a uniform spread over it has variance (2 * half)^2 / 12.
         half = (high - max(low, 0.0)) / (high + max(low, 0.0))
-        noise = policy.progress_noise * (1.0 - share)
+        noise = policy.progress_noise * math.sqrt(1.0 - share)
         seen = half * half / 3.0 + noise * noise + _MIN_SPREAD * _MIN_SPREAD
         mu_seen = math.log(reached / share)
         # Prior-data conflict: widen the prior until the gap is one spread.

@@ -64,6 +64,9 @@ def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
     lowered = {option.lower(): option for option in options}
     if word.lower() in lowered:
         return f" did you mean {lowered[word.lower()]!r}?"
+    starting = [option for option in options if word and option.lower().startswith(word.lower())]
+    if len(starting) == 1:
+        return f" did you mean {starting[0]!r}?"
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" did you mean {close[0]!r}?" if close else ""
 
@@ -207,11 +210,10 @@ class Text:
         if self.required:
             parts.append("not blank")
         if self.max_chars is not None:
-            parts.append(f"<= {self.max_chars} characters")
+            parts.append(f"<= {self.max_chars} chars")
         if self.max_chinese is not None and self.max_words is not None:
             parts.append(
-                f"with Chinese text <= {self.max_chinese} characters, "
-                f"else <= {self.max_words} words"
+                f"with Chinese text <= {self.max_chinese} chars, else <= {self.max_words} words"
             )
         if self.note:
             parts.append(self.note)
@@ -307,11 +309,8 @@ class Url:
         return _ref_type(self.images)
 
     def describe(self) -> str:
-        """The URL form, and the image file limits for a Path."""
-        text = "http(s) URL, no data: URLs"
-        if self.images is not None:
-            text += "; a Path is uploaded first"
-        return text
+        """`http(s) URL`: absolute, no data: URLs."""
+        return "http(s) URL"
 
     def check(self, field: str, value: object, out: list[Problem]) -> None:
         """URL form, or the local file's checks for a Path."""
@@ -337,11 +336,8 @@ class UrlList:
         return f"{self.min_items}-{self.max_items} items"
 
     def describe(self) -> str:
-        """E.g. `1-2 items; http(s) URLs, no data: URLs; a Path is uploaded first`."""
-        text = f"{self._count()}; http(s) URLs, no data: URLs"
-        if self.images is not None:
-            text += "; a Path is uploaded first"
-        return text
+        """E.g. `1-2 http(s) URLs`."""
+        return f"{self._count()}, http(s) URLs"
 
     def check(self, field: str, value: object, out: list[Problem]) -> None:
         """List type, length, then every item (problems name `field[i]`)."""
@@ -422,10 +418,7 @@ class CallbackUrl:
 
     def describe(self) -> str:
         """The rules in words."""
-        return (
-            f"https only; <= {MAX_CALLBACK_URL_LENGTH} characters; "
-            "not localhost or a private/loopback/link-local IP"
-        )
+        return f"https; <= {MAX_CALLBACK_URL_LENGTH} chars; no localhost/private/loopback IP"
 
     def check(self, field: str, value: object, out: list[Problem]) -> None:
         """Type, scheme, length and host."""

@@ -31,7 +31,7 @@ __all__ = ["callback_handler"]
 logger = logging.getLogger("evolink_async")
 
 #: Callback bodies are one task object; anything much larger is not one.
-MAX_CALLBACK_BYTES = 1 << 20
+_MAX_CALLBACK_BYTES = 1 << 20
 
 
 def callback_handler(
@@ -51,10 +51,10 @@ def callback_handler(
             given = request.query.get("token", "").encode()
             if not hmac.compare_digest(given, expected):
                 return web.json_response({"error": "bad token"}, status=403)
-        if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:
+        if request.content_length is not None and request.content_length > _MAX_CALLBACK_BYTES:
             return web.json_response({"error": "body too large"}, status=413)
-        raw = await request.content.read(MAX_CALLBACK_BYTES + 1)
-        if len(raw) > MAX_CALLBACK_BYTES:
+        raw = await request.content.read(_MAX_CALLBACK_BYTES + 1)
+        if len(raw) > _MAX_CALLBACK_BYTES:
             return web.json_response({"error": "body too large"}, status=413)
         try:
             payload = json.loads(raw)

@@ -115,7 +115,9 @@ ERROR_CASES = [
 async def test_each_status_maps_to_its_error_class(
     mock: MockEvoLink, status: int, code: str | int, type_: str, cls: type[APIError]
 ) -> None:
-    body = {"error": {"code": code, "message": f"boom {status}", "type": type_, "param": "duration"}}
+    body = {
+        "error": {"code": code, "message": f"boom {status}", "type": type_, "param": "duration"}
+    }
     mock.inject(
         Fault.REPLY,
         route=GET_TASK,
@@ -129,20 +131,28 @@ async def test_each_status_maps_to_its_error_class(
     error = info.value
     assert type(error) is cls
     assert (error.status, error.code, error.type) == (status, code, type_)
-    assert (error.message, error.param, error.request_id) == (f"boom {status}", "duration", "req-123")
+    assert (error.message, error.param, error.request_id) == (
+        f"boom {status}",
+        "duration",
+        "req-123",
+    )
     assert f"boom {status}" in str(error) and "req-123" in str(error)
     assert mock.stats.requests[GET_TASK] == 1
 
 
 async def test_old_integer_error_codes_are_accepted(mock: MockEvoLink) -> None:
-    mock.inject(Fault.REPLY, route=GET_TASK, status=400, body={"error": {"code": 400, "message": "x"}})
+    mock.inject(
+        Fault.REPLY, route=GET_TASK, status=400, body={"error": {"code": 400, "message": "x"}}
+    )
     async with make_client(mock) as client:
         with pytest.raises(BadRequestError) as info:
             await client.get_task("task-unified-1774857405-abc123")
     assert info.value.code == 400
 
 
-async def test_idempotency_conflict_has_its_own_class(client: EvoLinkClient, mock: MockEvoLink) -> None:
+async def test_idempotency_conflict_has_its_own_class(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
     key = "conflict-key-0000000001"
     await client.submit(raw_seedance(), idempotency_key=key)
     other = RawRequest("seedance-2.0-image-to-video", {**SEEDANCE, "duration": 6})
@@ -180,9 +190,9 @@ async def test_key_and_urls_come_from_the_environment(
     monkeypatch.setenv("EVOLINK_BASE_URL", mock.url)
     monkeypatch.setenv("EVOLINK_FILES_BASE_URL", mock.url + "/")
     async with EvoLinkClient() as client:
-        credits = await client.get_credits()
+        balance = await client.get_credits()
     assert client.base_url == mock.url and client.files_base_url == mock.url
-    assert credits.remaining_credits is not None and credits.remaining_credits > 0
+    assert balance.remaining_credits is not None and balance.remaining_credits > 0
     assert mock.stats.requests["GET /v1/credits"] == 1
 
 
@@ -285,7 +295,11 @@ async def test_dropped_get_is_retried(mock: MockEvoLink, client: EvoLinkClient) 
     mock.inject(Fault.DROP_BEFORE, route=GET_TASK, times=2)
     read = await client.get_task(task.id)
     assert read.id == task.id
-    assert mock.stats.requests[GET_TASK] == 3
+    # Two dropped attempts, then the answer. aiohttp itself re-sends an
+    # idempotent request once when a reused keep-alive connection drops
+    # (RFC 9112 9.3.1), so the server may see the dropped ones twice.
+    assert 3 <= mock.stats.requests[GET_TASK] <= 5
+    assert mock.stats.faults_injected["drop_before"] == 2
 
 
 async def test_drops_beyond_retries_raise_connection_error(mock: MockEvoLink) -> None:
@@ -295,7 +309,8 @@ async def test_drops_beyond_retries_raise_connection_error(mock: MockEvoLink) ->
             await client.get_task("task-unified-1774857405-abc123")
     assert not isinstance(info.value, APITimeoutError)
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
-    assert mock.stats.requests[GET_TASK] == 2
+    # Our two attempts; aiohttp may re-send each once on a reused connection.
+    assert 2 <= mock.stats.requests[GET_TASK] <= 4
 
 
 async def test_slow_reply_times_out_and_is_retried(mock: MockEvoLink) -> None:
@@ -350,7 +365,9 @@ async def test_fifty_submits_under_30_percent_drops_create_exactly_fifty_tasks(
     assert mock.stats.requests[CREATE] == 50 + mock.stats.faults_injected["drop_after"]
 
 
-async def test_every_submit_gets_a_fresh_valid_key(client: EvoLinkClient, mock: MockEvoLink) -> None:
+async def test_every_submit_gets_a_fresh_valid_key(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
     await client.submit(raw_seedance())
     await client.submit(raw_seedance())
     keys = keys_sent(mock)
@@ -418,7 +435,9 @@ async def test_malformed_success_replies_raise_api_error(
     assert info.value.status == 200
 
 
-async def test_200_with_error_body_is_an_api_error(client: EvoLinkClient, mock: MockEvoLink) -> None:
+async def test_200_with_error_body_is_an_api_error(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
     body = {"error": {"code": "internal_error", "message": "upstream said no"}}
     mock.inject(Fault.REPLY, route=GET_TASK, status=200, body=body)
     with pytest.raises(APIError, match="upstream said no"):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import attrs
 import pytest
 from aiohttp import web
@@ -37,11 +37,23 @@ def job(prompt: str = "A cat playing piano") -> RawRequest:
     )
 
 
+def client_side_tasks() -> set[asyncio.Task[Any]]:
+    """Every running task except the mock server's own connection handlers."""
+    return {task for task in asyncio.all_tasks() if "aiohttp/web_protocol" not in _code_file(task)}
+
+
+def _code_file(task: asyncio.Task[Any]) -> str:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code.co_filename if code is not None else ""
+
+
 def gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
-async def test_generate_returns_the_completed_task(client: EvoLinkClient, mock: MockEvoLink) -> None:
+async def test_generate_returns_the_completed_task(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
     task = await client.generate(job())
 
     assert task.status is TaskStatus.COMPLETED
@@ -82,7 +94,9 @@ async def test_on_progress_sees_each_change_once_sync_and_async(
     assert len(mock.stats.polls[task.id]) >= len(seen_sync) - 1
 
 
-async def test_failed_task_raises_task_failed_error(client: EvoLinkClient, mock: MockEvoLink) -> None:
+async def test_failed_task_raises_task_failed_error(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
     with pytest.raises(TaskFailedError) as info:
         await client.generate(job("mock:fail=content_policy_violation a refused prompt"))
     error = info.value
@@ -132,7 +146,9 @@ async def test_many_waiters_on_one_id_share_one_poll_stream(
     assert len(polls) <= 12
 
 
-async def test_wait_by_id_and_on_a_finished_snapshot(client: EvoLinkClient, mock: MockEvoLink) -> None:
+async def test_wait_by_id_and_on_a_finished_snapshot(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
     task = await client.submit(job())
     done = await client.wait(task.id)
     polls_before = len(mock.stats.polls[task.id])
@@ -179,7 +195,7 @@ async def test_cancelling_a_waiter_stops_its_polling_and_leaks_no_task(
     client: EvoLinkClient, mock: MockEvoLink
 ) -> None:
     await client.get_credits()  # the session exists before counting tasks
-    baseline = len(asyncio.all_tasks())
+    baseline = client_side_tasks()
     slow = attrs.evolve(FAST_POLL)
     tasks = [await client.submit(job()) for _ in range(5)]
     waiters = [asyncio.create_task(client.wait(t)) for t in tasks]
@@ -190,10 +206,10 @@ async def test_cancelling_a_waiter_stops_its_polling_and_leaks_no_task(
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     for _ in range(100):
-        if len(asyncio.all_tasks()) <= baseline:
+        if client_side_tasks() <= baseline:
             break
         await asyncio.sleep(0.001)
-    assert len(asyncio.all_tasks()) == baseline
+    assert client_side_tasks() == baseline
     assert client._watcher.watched == 0
     polls = sum(len(mock.stats.polls.get(t.id, [])) for t in tasks)
     await asyncio.sleep(slow.max_interval * 2)
@@ -219,14 +235,15 @@ async def test_budget_is_respected_with_2000_tasks(mock: MockEvoLink) -> None:
         await asyncio.gather(*(client.wait(t) for t in tasks))
     times = sorted(t for task in tasks for t in mock.stats.polls[task.id])
     assert len(times) >= 2000
-    # Any one-second window holds at most the budget plus the bucket's burst.
+    # Any one-second window holds at most the budget, the bucket's burst, and
+    # the polls dispatched in budget that queued behind the 64 request slots.
     window_max = 0
     start = 0
     for end, when in enumerate(times):
         while when - times[start] > 1.0:
             start += 1
         window_max = max(window_max, end - start + 1)
-    assert window_max <= budget * 1.0 + budget + 5
+    assert window_max <= budget + budget + 64
     span = times[-1] - times[0]
     assert len(times) <= budget * span + budget + 5
 
@@ -295,29 +312,37 @@ async def test_callback_wakes_a_waiter_with_fewer_polls(
 ) -> None:
     url, bodies = receiver
     # The estimate is 10x too high, so the planner alone would poll late.
-    async with MockEvoLink(time_scale=TIME_SCALE, eta_bias=10.0, callback_target=url) as mock:
-        async with make_client(mock) as client, aiohttp.ClientSession() as session:
-            params = {
-                "prompt": "A cat playing piano",
-                "image_urls": ["https://example.com/cat.png"],
-                "callback_url": "https://example.com/hooks/evolink",
-            }
-            hinted = await client.submit(RawRequest("wan2.5-image-to-video", params))
-            plain = await client.submit(job())
-            waiter = asyncio.create_task(client.wait(hinted))
-            plain_waiter = asyncio.create_task(client.wait(plain))
-            while not bodies:
-                await asyncio.sleep(0.002)
-            client.handle_callback(bodies[0])
-            done = await waiter
-            await plain_waiter
-            del session
+    async with (
+        MockEvoLink(time_scale=TIME_SCALE, eta_bias=10.0, callback_target=url) as mock,
+        make_client(mock) as client,
+    ):
+        params = {
+            "prompt": "A cat playing piano",
+            "image_urls": ["https://example.com/cat.png"],
+            "callback_url": "https://example.com/hooks/evolink",
+        }
+        hinted = await client.submit(RawRequest("wan2.5-image-to-video", params))
+        plain = await client.submit(job())
+        waiter = asyncio.create_task(client.wait(hinted))
+        plain_waiter = asyncio.create_task(client.wait(plain))
+        while not bodies:
+            await asyncio.sleep(0.002)
+        client.handle_callback(bodies[0])
+        done = await waiter
+        await plain_waiter
     assert done.status is TaskStatus.COMPLETED
+
+    def lateness(task_id: str) -> float:
+        """Detection delay as a share of the task's real run time."""
+        state = mock.tasks[task_id]
+        return (mock.stats.polls[task_id][-1] - state.finishes_at) / state.duration
+
+    # The confirming GET came right after the callback; the planner alone,
+    # misled by the estimate, found the other task much later.
+    assert lateness(hinted.id) < 0.25
+    assert lateness(plain.id) > lateness(hinted.id)
     finished = mock.tasks[hinted.id].finishes_at
-    hinted_polls = mock.stats.polls[hinted.id]
-    # The confirming GET came right after the callback, well before the plan.
-    assert hinted_polls[-1] - finished < 0.2 * mock.tasks[hinted.id].duration + 0.05
-    assert len(hinted_polls) <= len(mock.stats.polls[plain.id])
+    assert len([t for t in mock.stats.polls[hinted.id] if t >= finished]) == 1
 
 
 async def test_callback_body_is_not_trusted_without_a_get(

@@ -30,7 +30,7 @@ def is_api_route(route: str) -> bool:
     return route.partition(" ")[2].startswith(API_PREFIX)
 
 
-class Fault(str, enum.Enum):
+class Fault(enum.StrEnum):
     """
     A kind of fault; the values are the keys of `MockStats.faults_injected`.
 
@@ -58,12 +58,21 @@ def _probability(_: object, attribute: attrs.Attribute[float], value: float) -> 
         raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[float | None], value: float | None) -> None:
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _optional_non_negative(
+    _: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
     if value is not None and value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _statuses(_: object, attribute: attrs.Attribute[tuple[int, ...]], value: tuple[int, ...]) -> None:
+def _statuses(
+    _: object, attribute: attrs.Attribute[tuple[int, ...]], value: tuple[int, ...]
+) -> None:
     if not value or any(not 500 <= s <= 599 for s in value):
         raise ValueError(f"{attribute.name} must be a non-empty tuple of 5xx statuses")
 
@@ -105,7 +114,7 @@ class FaultPlan:
     drop_after: float = attrs.field(default=0.0, validator=_probability)
     slow: float = attrs.field(default=0.0, validator=_probability)
     slow_delay: float = attrs.field(default=1.0, validator=_non_negative)
-    retry_after: float | None = attrs.field(default=None, validator=_non_negative)
+    retry_after: float | None = attrs.field(default=None, validator=_optional_non_negative)
     server_error_statuses: tuple[int, ...] = attrs.field(
         default=(500, 502, 503), converter=tuple, validator=_statuses
     )

@@ -83,6 +83,7 @@ _IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9._-]{16,96}")
 _MOCK_FAIL: Final = re.compile(r"mock:fail=([A-Za-z0-9_.-]+)")
 _RANGE: Final = re.compile(r"bytes=(\d*)-(\d*)")
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
+_FAILURE_CODES: Final = tuple(FAILURE_MESSAGES)
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _IMAGE_EXTENSIONS: Final[Mapping[str, tuple[str, bytes]]] = {
     "jpg": ("image/jpeg", b"\xff\xd8\xff\xe0"),
@@ -111,7 +112,7 @@ _ERROR_TYPES: Final[Mapping[int, str]] = {
 _Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class _Problem(Exception):
+class _ReplyError(Exception):
     """An error reply, raised inside a handler and rendered by the wrapper."""
 
     def __init__(
@@ -157,8 +158,13 @@ class _StoredFile:
     data: bytes
 
 
+# Built once: `json.dumps` with options makes a new encoder on every call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_CANONICAL: Final = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 def _dumps(data: object) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(data).encode()
 
 
 def _num(value: float) -> int | float:
@@ -182,9 +188,7 @@ def _json_response(
     )
 
 
-def _error_body(
-    status: int, code: str, message: str, param: str | None = None
-) -> dict[str, Any]:
+def _error_body(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {
         "code": code,
         "message": message,
@@ -324,7 +328,7 @@ class MockEvoLink:
         estimated_times: Mapping[str, float] | None = None,
         report_estimated_time: bool = True,
         failure_rate: float = 0.0,
-        credits: float = 1_000_000.0,
+        credits: float = 1_000_000.0,  # noqa: A002 -- the API's own word for the balance
         batch_endpoint: bool = True,
         result_ttl: float = 86_400.0,
         callback_target: str | None = None,
@@ -391,7 +395,7 @@ class MockEvoLink:
         self._ledger: list[tuple[float, int, MockTask]] = []
 
         self._callback_heap: list[tuple[float, int, MockTask]] = []
-        self._callback_wakeup: asyncio.Event | None = None
+        self._callback_wakeup = asyncio.Event()
         self._callback_scheduler: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -413,7 +417,6 @@ class MockEvoLink:
         if self._runner is not None or self._closed:
             raise RuntimeError("MockEvoLink can be started only once")
         self._loop = asyncio.get_running_loop()
-        self._callback_wakeup = asyncio.Event()
         app = web.Application(client_max_size=MAX_BODY)
         self._add_routes(app)
         # A short shutdown grace: closing the mock should not wait out a
@@ -561,9 +564,7 @@ class MockEvoLink:
     def _add_routes(self, app: web.Application) -> None:
         router = app.router
         add = self._endpoint
-        router.add_post(
-            "/v1/videos/generations", add(CREATE_ROUTE, self._create, auth=True)
-        )
+        router.add_post("/v1/videos/generations", add(CREATE_ROUTE, self._create, auth=True))
         router.add_post("/v1/tasks/batch", add("POST /v1/tasks/batch", self._batch, auth=True))
         router.add_get("/v1/tasks/{task_id}", add("GET /v1/tasks/{id}", self._get_task, auth=True))
         router.add_get("/v1/tasks", add("GET /v1/tasks", self._list_tasks, auth=True))
@@ -633,7 +634,7 @@ class MockEvoLink:
 
         try:
             data, bad_json = await self._read_body(request)
-        except _Problem as problem:
+        except _ReplyError as problem:
             self._record(request, route, request_id, None)
             return self._problem_response(problem, request_id)
         self._record(request, route, request_id, data)
@@ -644,9 +645,9 @@ class MockEvoLink:
         call = _Call(request, route, request_id, self.clock(), data, bad_json, fault)
         try:
             if auth and not self._authorized(request):
-                raise _Problem(401, "unauthorized", "Invalid or missing API key")
+                raise _ReplyError(401, "unauthorized", "Invalid or missing API key")
             response = await handler(call)
-        except _Problem as problem:
+        except _ReplyError as problem:
             response = self._problem_response(problem, request_id)
         if not response.prepared:
             response.headers["X-Request-Id"] = request_id
@@ -672,13 +673,13 @@ class MockEvoLink:
             return None, False
         length = request.content_length
         if length is not None and length > MAX_BODY:
-            raise _Problem(413, "request_too_large", "Request body is over 64 MB")
+            raise _ReplyError(413, "request_too_large", "Request body is over 64 MB")
         if request.content_type.startswith("multipart/"):
             return None, False  # the handler streams it
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise _Problem(413, "request_too_large", "Request body is over 64 MB") from None
+            raise _ReplyError(413, "request_too_large", "Request body is over 64 MB") from None
         if not raw:
             return None, False
         try:
@@ -706,7 +707,7 @@ class MockEvoLink:
         return scheme.lower() == "bearer" and token.strip() == self.api_key
 
     @staticmethod
-    def _problem_response(problem: _Problem, request_id: str) -> web.Response:
+    def _problem_response(problem: _ReplyError, request_id: str) -> web.Response:
         headers = {"X-Request-Id": request_id}
         if problem.headers:
             headers.update(problem.headers)
@@ -776,30 +777,30 @@ class MockEvoLink:
     async def _create(self, call: _Call) -> web.StreamResponse:
         try:
             return self._create_task(call)
-        except _Problem:
+        except _ReplyError:
             self.stats.rejected_creates += 1
             raise
 
     def _create_task(self, call: _Call) -> web.StreamResponse:
         body = call.json
         if call.bad_json or not isinstance(body, dict):
-            raise _Problem(400, "invalid_request", "Request body must be a JSON object")
+            raise _ReplyError(400, "invalid_request", "Request body must be a JSON object")
         key = call.request.headers.get("Idempotency-Key")
         canonical = ""
         if key is not None:
             if not _IDEMPOTENCY_KEY.fullmatch(key):
-                raise _Problem(
+                raise _ReplyError(
                     400,
                     "invalid_request",
                     "Idempotency-Key must be 16-96 characters of [A-Za-z0-9._-]",
                     param="Idempotency-Key",
                 )
-            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+            canonical = _CANONICAL.encode(body)
             replay = self._idempotency.get(key)
             if replay is not None:
                 if replay.canonical_body != canonical:
                     self.stats.idempotency_conflicts += 1
-                    raise _Problem(
+                    raise _ReplyError(
                         409,
                         "idempotency_conflict",
                         "This Idempotency-Key was used with a different request body",
@@ -815,14 +816,14 @@ class MockEvoLink:
         if self.validate:
             violation = check_create(body)
             if violation is not None:
-                raise _Problem(400, violation.code, violation.message, param=violation.param)
+                raise _ReplyError(400, violation.code, violation.message, param=violation.param)
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            raise _Problem(400, "invalid_request", "model is required", param="model")
+            raise _ReplyError(400, "invalid_request", "model is required", param="model")
 
         now = call.now
         profile = MODEL_PROFILES.get(model, DEFAULT_PROFILE)
-        duration = body.get("duration")
+        duration: Any = body.get("duration")
         if _is_number(duration):
             video_duration: float | None = float(duration)
         elif model in MODEL_PROFILES:
@@ -834,7 +835,7 @@ class MockEvoLink:
         self._settle(now)
         remaining = self._initial_credits - self._used_credits - self._held_credits
         if cost > remaining:
-            raise _Problem(
+            raise _ReplyError(
                 402,
                 "insufficient_quota",
                 f"Insufficient credits: this request needs {_num(cost)}, "
@@ -877,7 +878,7 @@ class MockEvoLink:
         started_at = now + run_time * rng.uniform(*QUEUE_SHARE)
         end_share = rng.uniform(*EARLY_END_SHARE)
         failure_roll = rng.random()
-        random_code = rng.choice(tuple(FAILURE_MESSAGES))
+        random_code = rng.choice(_FAILURE_CODES)
 
         final_status = COMPLETED
         error_code: str | None = None
@@ -997,10 +998,12 @@ class MockEvoLink:
     async def _get_task(self, call: _Call) -> web.StreamResponse:
         task_id = call.request.match_info["task_id"]
         if not TASK_ID_PATTERN.fullmatch(task_id):
-            raise _Problem(400, "invalid_task_id", f"Invalid task id: {task_id}", param="task_id")
+            raise _ReplyError(
+                400, "invalid_task_id", f"Invalid task id: {task_id}", param="task_id"
+            )
         task = self._tasks.get(task_id)
         if task is None:
-            raise _Problem(404, "not_found", f"Task {task_id} not found or expired")
+            raise _ReplyError(404, "not_found", f"Task {task_id} not found or expired")
         return _json_response(self._read_task(task, call.now))
 
     async def _batch(self, call: _Call) -> web.StreamResponse:
@@ -1009,11 +1012,11 @@ class MockEvoLink:
         body = call.json
         ids = body.get("task_ids") if isinstance(body, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise _Problem(
+            raise _ReplyError(
                 400, "invalid_request", "task_ids must be a list of task ids", param="task_ids"
             )
         if len(ids) > MAX_BATCH:
-            raise _Problem(
+            raise _ReplyError(
                 400,
                 "invalid_request",
                 f"task_ids may hold at most {MAX_BATCH} ids, got {len(ids)}",
@@ -1061,7 +1064,7 @@ class MockEvoLink:
             value = low - 1
         if value < low or (high is not None and value > high):
             limit = f" and {high}" if high is not None else ""
-            raise _Problem(
+            raise _ReplyError(
                 400,
                 "invalid_request",
                 f"{name} must be an integer >= {low}{limit}",
@@ -1094,17 +1097,17 @@ class MockEvoLink:
         name = request.match_info["name"]
         task = self._tasks.get(name.removesuffix(".mp4")) if name.endswith(".mp4") else None
         if task is None or task.status_at(call.now) != COMPLETED:
-            raise _Problem(404, "not_found", f"No such file: {name}")
+            raise _ReplyError(404, "not_found", f"No such file: {name}")
         sig = request.query.get("sig", "")
         if sig == self._sig(task.id, task.url_generation):
             if call.now >= task.url_expires_at:
                 self.stats.expired_downloads += 1
-                raise _Problem(410, "url_expired", "This result link has expired")
+                raise _ReplyError(410, "url_expired", "This result link has expired")
         elif any(sig == self._sig(task.id, g) for g in range(task.url_generation)):
             self.stats.expired_downloads += 1
-            raise _Problem(410, "url_expired", "This result link has expired")
+            raise _ReplyError(410, "url_expired", "This result link has expired")
         else:
-            raise _Problem(403, "invalid_signature", "Invalid or missing signature")
+            raise _ReplyError(403, "invalid_signature", "Invalid or missing signature")
 
         data = self.video_bytes(task.id)
         size = len(data)
@@ -1125,7 +1128,7 @@ class MockEvoLink:
             else:
                 start = max(size - int(last), 0)
             if start >= size or start > end:
-                raise _Problem(
+                raise _ReplyError(
                     416,
                     "range_not_satisfiable",
                     f"Range not satisfiable: {range_header}",
@@ -1150,7 +1153,7 @@ class MockEvoLink:
         try:
             form = await call.request.post()
         except web.HTTPRequestEntityTooLarge:
-            raise _Problem(413, "request_too_large", "Request body is over 64 MB") from None
+            raise _ReplyError(413, "request_too_large", "Request body is over 64 MB") from None
         except ValueError:
             return self._upload_failure("Could not read the multipart form")
         upload = form.get("file")
@@ -1287,7 +1290,7 @@ class MockEvoLink:
         match_info = call.request.match_info
         stored = self._uploads.get(match_info["file_id"])
         if stored is None or stored.name != match_info["name"]:
-            raise _Problem(404, "not_found", "No such file")
+            raise _ReplyError(404, "not_found", "No such file")
         headers = {"Content-Type": stored.mime_type}
         if "download" in call.request.query:
             headers["Content-Disposition"] = f'attachment; filename="{quote(stored.name)}"'
@@ -1304,14 +1307,13 @@ class MockEvoLink:
         heapq.heappush(self._callback_heap, (task.finishes_at, next(self._task_seq), task))
         if self._callback_scheduler is None:
             self._callback_scheduler = asyncio.create_task(self._run_callbacks())
-        elif self._callback_wakeup is not None and task is self._callback_heap[0][2]:
+        elif task is self._callback_heap[0][2]:
             self._callback_wakeup.set()
 
     async def _run_callbacks(self) -> None:
         """The one background task: sleeps until the next task ends, sends its callback."""
         heap = self._callback_heap
         wakeup = self._callback_wakeup
-        assert wakeup is not None  # set in start(), before any create
         while True:
             if not heap:
                 await wakeup.wait()
@@ -1348,7 +1350,8 @@ class MockEvoLink:
         url = self._callback_destination(task)
         if url is None:
             return
-        now = self.clock()
+        # Never earlier than the end, whatever the timer's rounding did.
+        now = max(self.clock(), task.finishes_at)
         body = self._task_json(task, now)
         payload = _dumps(body)
         timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT * self.time_scale)

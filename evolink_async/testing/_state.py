@@ -101,6 +101,8 @@ class MockTask:
     `processing` until `finishes_at`, then `final_status` (`completed`,
     `failed` or `cancelled`). `duration` is the drawn run time in (scaled)
     seconds; a failed or cancelled task ends part-way through it.
+    `estimated_time` is what replies report (scaled mean x `eta_bias`);
+    `body` is the create request's JSON as received.
     """
 
     id: str
@@ -256,7 +258,9 @@ class MockStats:
         self.max_in_flight = in_flight
 
 
-def plan_progress(rng: random.Random, *, completes: bool) -> tuple[tuple[float, ...], tuple[int, ...]]:
+def plan_progress(
+    rng: random.Random, *, completes: bool
+) -> tuple[tuple[float, ...], tuple[int, ...]]:
     """
     Irregular progress steps for one task: (fractions of the processing
     window, progress values), both increasing.
@@ -265,7 +269,9 @@ def plan_progress(rng: random.Random, *, completes: bool) -> tuple[tuple[float, 
     that will fail gets fewer, lower steps.
     """
     count = rng.randint(3, 8) if completes else rng.randint(1, 4)
-    marks = sorted(rng.uniform(0.0, 0.97) for _ in range(count))
+    # One mark per equal slice of the window, jittered inside it: uneven,
+    # but never all bunched at one end.
+    marks = [(i + rng.uniform(0.05, 0.95)) / count * 0.97 for i in range(count)]
     top = rng.randint(80, 99) if completes else rng.randint(10, 80)
     weights = [rng.uniform(0.2, 1.0) for _ in range(count)]
     total = sum(weights)

@@ -1,0 +1,358 @@
+"""
+The `evolink-async` command line.
+
+One function per subcommand adds its parser (`_add_<command>`) and one runs
+it (`_run_<command>`), so each command can grow on its own. `models` and
+`validate` work offline; `batch`, `task`, `credits` and `mock-server` are
+placeholders until their implementations land, and `demo` hands over to
+`evolink_async._demo.main(args)`.
+
+Exit codes: 0 success, 1 the input has problems (`validate`), 2 usage errors
+(bad arguments, unreadable file, unavailable command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from ._errors import Problem, ValidationError
+from ._models import MODELS, ModelSpec, build_request, model_specs
+from ._validation import did_you_mean
+from ._version import __version__
+
+__all__ = ["JobCheck", "check_job_lines", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+#: Keys of a job line that are not request fields.
+_JOB_KEYS = ("id", "model")
+
+_JSON_TYPES: dict[type, str] = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """
+    Run `evolink-async` with `argv` (default: `sys.argv[1:]`); return the exit code.
+
+    Argument errors print argparse's usage message and return 2 (rather than
+    exiting), so the function can be called from tests and other programs.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a usage error
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evolink-async",
+        description="Asyncio SDK, task watcher and batch runner for EvoLink's video API.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_batch(commands)
+    _add_demo(commands)
+    _add_validate(commands)
+    _add_models(commands)
+    _add_task(commands)
+    _add_credits(commands)
+    _add_mock_server(commands)
+    return parser
+
+
+def _not_available(args: argparse.Namespace) -> int:
+    print(f"evolink-async {args.command_name}: not available yet", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------- batch
+
+
+def _add_batch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("batch", help="run every job of a JSONL file")
+    parser.add_argument("jobs", metavar="JOBS.jsonl", help="one job per line")
+    parser.add_argument("--out", metavar="PATH", help="write one result per line here")
+    parser.add_argument("--concurrency", type=int, metavar="N", help="jobs in flight at once")
+    parser.add_argument("--journal", metavar="PATH", help="task ids, for resuming")
+    parser.add_argument("--download", metavar="DIR", help="download every video here")
+    parser.add_argument("--mock", action="store_true", help="run against the embedded mock")
+    parser.set_defaults(handler=_not_available, command_name="batch")
+
+
+# ---------------------------------------------------------------- demo
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("demo", help="run the example batch against the mock server")
+    parser.set_defaults(handler=_run_demo, command_name="demo")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    # Imported lazily: the demo pulls in the client and the mock server.
+    try:
+        demo = importlib.import_module("evolink_async._demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "evolink_async._demo":
+            raise
+        return _not_available(args)
+    result: int = demo.main(args)
+    return result
+
+
+# ---------------------------------------------------------------- validate
+
+
+def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="check every job of a JSONL file, sending nothing",
+        description=(
+            "Check every job of JOBS.jsonl (one JSON object per line: "
+            '{"id": ..., "model": ..., <params>}; blank lines and # comments are '
+            "skipped) and print each problem with its line number. Exit 1 if any "
+            "job is invalid."
+        ),
+    )
+    parser.add_argument("jobs", metavar="JOBS.jsonl", help="the jobs file ('-' for stdin)")
+    parser.set_defaults(handler=_run_validate, command_name="validate")
+
+
+@attrs.frozen(kw_only=True)
+class JobCheck:
+    """The verdict on one job line: its number, its id (if any) and its problems."""
+
+    line: int
+    id: str | None
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the job has no problem."""
+        return not self.problems
+
+
+def _job_problems(job: dict[str, Any]) -> list[str]:
+    """The problems of one parsed job object (the id is checked by the caller)."""
+    model = job.get("model")
+    if "model" not in job:
+        return ['missing "model" (the model id)']
+    if not isinstance(model, str):
+        return [f"model={model!r}: must be a model id string"]
+    if model not in MODELS:
+        hint = did_you_mean(model, tuple(MODELS))
+        return [f"model={model!r}: unknown model;{hint} known models: {', '.join(MODELS)}"]
+    params = {key: value for key, value in job.items() if key not in _JOB_KEYS}
+    try:
+        build_request(model, params)
+    except ValidationError as exc:
+        return [str(problem) for problem in exc.problems]
+    return []
+
+
+def _job_id(job: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the id as text, or None; a problem with it, or None)."""
+    if "id" not in job:
+        return None, None
+    value = job["id"]
+    if isinstance(value, str) and value.strip():
+        return value, None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value), None
+    return None, str(Problem(field="id", value=value, rule="must be a non-empty string"))
+
+
+def check_job_lines(lines: Iterable[bytes]) -> Iterator[JobCheck]:
+    """
+    Check JSONL job lines one by one, as they are read.
+
+    Blank lines and lines starting with `#` are skipped; every other line is a
+    job and yields one `JobCheck` (line numbers count every line from 1).
+    Only the ids seen so far are kept in memory, to report duplicates.
+    """
+    first_seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        data = raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield JobCheck(line=number, id=None, problems=(f"not UTF-8 text ({exc.reason})",))
+            continue
+        stripped = text.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            job = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            yield JobCheck(
+                line=number, id=None, problems=(f"invalid JSON: {exc.msg} (column {exc.colno})",)
+            )
+            continue
+        if not isinstance(job, dict):
+            kind = _JSON_TYPES.get(type(job), type(job).__name__)
+            yield JobCheck(
+                line=number, id=None, problems=(f"a job must be a JSON object, not {kind}",)
+            )
+            continue
+        job_id, id_problem = _job_id(job)
+        problems = [id_problem] if id_problem else []
+        if job_id is not None:
+            if job_id in first_seen:
+                problems.append(
+                    f"duplicate id {job_id!r} (first used on line {first_seen[job_id]})"
+                )
+            else:
+                first_seen[job_id] = number
+        problems.extend(_job_problems(job))
+        yield JobCheck(line=number, id=job_id, problems=tuple(problems))
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    name: str = args.jobs
+    try:
+        stream: IO[bytes] = sys.stdin.buffer if name == "-" else Path(name).open("rb")  # noqa: SIM115 -- closed below
+    except OSError as exc:
+        print(f"evolink-async validate: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    jobs = valid = 0
+    out = sys.stdout
+    try:
+        for check in check_job_lines(stream):
+            jobs += 1
+            if check.ok:
+                valid += 1
+                continue
+            where = f"{name}:{check.line}:"
+            if check.id is not None:
+                where += f" id={check.id}:"
+            for problem in check.problems:
+                out.write(f"{where} {problem}\n")
+    except OSError as exc:
+        print(f"evolink-async validate: error reading {name}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    invalid = jobs - valid
+    out.write(f"{jobs} jobs, {valid} valid, {invalid} invalid\n")
+    out.flush()
+    return 1 if invalid else 0
+
+
+# ---------------------------------------------------------------- models
+
+
+def _add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "models",
+        help="list the models, their fields, defaults and limits",
+        description=(
+            "The models this SDK validates, read from its request classes. "
+            "Unset fields are not sent; the API then applies the default shown."
+        ),
+    )
+    parser.add_argument("model", nargs="?", help="show only this model id")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=_run_models, command_name="models")
+
+
+def _default_text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _render_spec(spec: ModelSpec) -> list[str]:
+    lines = [f"{spec.model}  ({spec.request_class.__name__})", f"  {spec.summary}", ""]
+    rows: list[list[str]] = [["field", "type", "required", "default", "limits"]]
+    rows += [
+        [f.name, f.type, "yes" if f.required else "no", _default_text(f.default), f.limits]
+        for f in spec.fields
+    ]
+    lines += [f"  {line}" for line in _table(rows)]
+    lines += ["", f"  image files: {spec.image_files}"]
+    lines += [f"  rule: {rule}" for rule in spec.rules]
+    return lines
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    specs = model_specs()
+    if args.model is not None:
+        specs = tuple(s for s in specs if s.model == args.model)
+        if not specs:
+            hint = did_you_mean(args.model, tuple(MODELS))
+            print(
+                f"evolink-async models: unknown model {args.model!r};{hint} "
+                f"known models: {', '.join(MODELS)}",
+                file=sys.stderr,
+            )
+            return 2
+    if args.json:
+        json.dump([s.to_json() for s in specs], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    blocks = ["\n".join(_render_spec(s)) for s in specs]
+    footer = (
+        "Unset fields are left out of the request; the API applies the default shown.\n"
+        "URLs are absolute http(s) URLs (no data: URLs); a URL | Path field also takes a\n"
+        "pathlib.Path, which is checked against the image limits and uploaded first.\n"
+        "Any other model id: send it with RawRequest(model, params) (not validated)."
+    )
+    sys.stdout.write("\n\n".join([*blocks, footer]) + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------- task
+
+
+def _add_task(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("task", help="show one task")
+    parser.add_argument("task_id", metavar="TASK_ID")
+    parser.set_defaults(handler=_not_available, command_name="task")
+
+
+# ---------------------------------------------------------------- credits
+
+
+def _add_credits(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("credits", help="show the account's credits")
+    parser.set_defaults(handler=_not_available, command_name="credits")
+
+
+# ---------------------------------------------------------------- mock-server
+
+
+def _add_mock_server(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("mock-server", help="run the mock EvoLink API locally")
+    parser.add_argument("--port", type=int, metavar="N", help="port to listen on")
+    parser.set_defaults(handler=_not_available, command_name="mock-server")
