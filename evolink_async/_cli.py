@@ -3,11 +3,13 @@ The `evolink-async` command line.
 
 One function per subcommand adds its parser (`_add_<command>`) and one runs
 it (`_run_<command>`), so each command can grow on its own. `models` and
-`validate` work offline; `batch`, `task`, `credits` and `mock-server` are
-placeholders until their implementations land, and `demo` hands over to
-`evolink_async._demo.main(args)`.
+`validate` work offline; `task` and `credits` call the API (key and base URL
+from options or the environment); `mock-server` runs the fake API; `demo`
+hands over to `evolink_async._demo.main(args)`. `batch` answers "not
+available yet" until the batch runner lands.
 
-Exit codes: 0 success, 1 the input has problems (`validate`), 2 usage errors
+Exit codes: 0 success, 1 the input has problems (`validate`) or the API
+refused (`task`, `credits`), 2 usage errors
 (bad arguments, unreadable file, unavailable command).
 """
 
@@ -335,10 +337,70 @@ def _run_models(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- task
 
 
+def _add_api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key", metavar="KEY", help="API key (default: the EVOLINK_API_KEY variable)"
+    )
+    parser.add_argument(
+        "--base-url", metavar="URL", help="API base URL (default: EVOLINK_BASE_URL or the real API)"
+    )
+
+
+def _call_api(args: argparse.Namespace, call: Callable[[Any], Any]) -> int:
+    """Run `call(client)` on a client made from the options; print API errors, exit 1."""
+    import asyncio
+
+    from ._client import EvoLinkClient
+    from ._errors import EvoLinkError
+
+    async def run() -> None:
+        async with EvoLinkClient(args.api_key, base_url=args.base_url) as client:
+            await call(client)
+
+    try:
+        asyncio.run(run())
+    except EvoLinkError as exc:
+        print(f"evolink-async {args.command_name}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _add_task(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("task", help="show one task")
     parser.add_argument("task_id", metavar="TASK_ID")
-    parser.set_defaults(handler=_not_available, command_name="task")
+    parser.add_argument("--json", action="store_true", help="print the task's JSON as received")
+    _add_api_options(parser)
+    parser.set_defaults(handler=_run_task, command_name="task")
+
+
+def _run_task(args: argparse.Namespace) -> int:
+    async def show(client: Any) -> None:
+        task = await client.get_task(args.task_id)
+        if args.json:
+            print(json.dumps(dict(task.raw), indent=2, ensure_ascii=False))
+            return
+        rows = [
+            ("id", task.id),
+            ("model", task.model or "-"),
+            ("status", task.status.value),
+            ("progress", f"{task.progress}%"),
+            ("created", task.created.isoformat() if task.created else "-"),
+            ("estimated", f"{task.estimated_time:g}s" if task.estimated_time else "-"),
+            ("video", task.video_url or "-"),
+        ]
+        if task.usage is not None:
+            rows.append(
+                (
+                    "credits",
+                    f"reserved {task.usage.credits_reserved}, used {task.usage.credits_used}",
+                )
+            )
+        if task.error is not None:
+            rows.append(("error", f"[{task.error.code}] {task.error.message}"))
+        for name, value in rows:
+            print(f"{name:<10} {value}")
+
+    return _call_api(args, show)
 
 
 # ---------------------------------------------------------------- credits
@@ -346,7 +408,19 @@ def _add_task(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _add_credits(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("credits", help="show the account's credits")
-    parser.set_defaults(handler=_not_available, command_name="credits")
+    _add_api_options(parser)
+    parser.set_defaults(handler=_run_credits, command_name="credits")
+
+
+def _run_credits(args: argparse.Namespace) -> int:
+    async def show(client: Any) -> None:
+        balance = await client.get_credits()
+        print(f"remaining  {balance.remaining_credits}")
+        print(f"used       {balance.used_credits}")
+        if balance.token_unlimited_credits is False or balance.token_remaining_credits is not None:
+            print(f"key limit  {balance.token_remaining_credits} remaining")
+
+    return _call_api(args, show)
 
 
 # ---------------------------------------------------------------- mock-server
@@ -354,5 +428,33 @@ def _add_credits(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _add_mock_server(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("mock-server", help="run the mock EvoLink API locally")
-    parser.add_argument("--port", type=int, metavar="N", help="port to listen on")
-    parser.set_defaults(handler=_not_available, command_name="mock-server")
+    parser.add_argument("--port", type=int, default=0, metavar="N", help="port (default: any)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiply every duration by X (0.01: a 165 s task takes 1.65 s)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed for durations and faults")
+    parser.set_defaults(handler=_run_mock_server, command_name="mock-server")
+
+
+def _run_mock_server(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+
+    from .testing import serve_forever
+
+    def ready(mock: Any) -> None:
+        print(f"EvoLink mock API on {mock.url}", flush=True)
+        print(f"  EVOLINK_BASE_URL={mock.url} EVOLINK_API_KEY={mock.api_key}", flush=True)
+        print("Ctrl-C stops it.", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            serve_forever(
+                port=args.port, on_ready=ready, time_scale=args.time_scale, seed=args.seed
+            )
+        )
+    return 0

@@ -51,6 +51,14 @@ def raw_seedance() -> RawRequest:
     return RawRequest("seedance-2.0-image-to-video", SEEDANCE)
 
 
+def session_of(client: EvoLinkClient) -> aiohttp.ClientSession | None:
+    return client._transport._session
+
+
+def is_open(session: aiohttp.ClientSession) -> bool:
+    return not session.closed
+
+
 def keys_sent(mock: MockEvoLink) -> list[str | None]:
     return [r.headers.get("Idempotency-Key") for r in mock.requests_log if r.route == CREATE]
 
@@ -509,12 +517,14 @@ async def test_api_key_never_appears_in_repr_errors_or_logs(
 
 async def test_session_is_created_lazily_and_closed(mock: MockEvoLink) -> None:
     client = make_client(mock)
-    assert client._transport._session is None
+    assert session_of(client) is None
     await client.get_credits()
-    session = client._transport._session
-    assert session is not None and not session.closed
+    session = session_of(client)
+    assert session is not None
+    assert is_open(session)
     await client.aclose()
-    assert session.closed and client.closed
+    assert not is_open(session)
+    assert client.closed
 
 
 async def test_closed_client_refuses_use(mock: MockEvoLink) -> None:

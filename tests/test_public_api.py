@@ -12,7 +12,12 @@ import evolink_async.models
 import evolink_async.testing
 import evolink_async.webhooks
 
-PUBLIC_MODULES = [evolink_async, evolink_async.models, evolink_async.testing, evolink_async.webhooks]
+PUBLIC_MODULES = [
+    evolink_async,
+    evolink_async.models,
+    evolink_async.testing,
+    evolink_async.webhooks,
+]
 #: Where each public module's own names are defined (itself or its private rooms).
 HOMES = {
     "evolink_async": "evolink_async.",
@@ -57,14 +62,39 @@ def test_every_public_name_has_a_docstring(module: ModuleType) -> None:
 
 
 def test_names_from_the_public_api_contract_are_importable() -> None:
-    contract = """
-        EvoLinkClient PollPolicy RawRequest MODELS Task TaskStatus Usage TaskError Credits
-        UploadedFile SeedanceImageToVideo SeedanceFastImageToVideo HappyHorseImageToVideo
-        Wan27ImageToVideo Wan25ImageToVideo EvoLinkError ValidationError APIError
-        BadRequestError AuthenticationError InsufficientCreditsError PermissionDeniedError
-        NotFoundError RequestTooLargeError RateLimitError ServerError APIConnectionError
-        APITimeoutError TaskFailedError TaskCancelledError WaitTimeoutError
-    """.split()
+    contract = [
+        "EvoLinkClient",
+        "PollPolicy",
+        "RawRequest",
+        "MODELS",
+        "Task",
+        "TaskStatus",
+        "Usage",
+        "TaskError",
+        "Credits",
+        "UploadedFile",
+        "SeedanceImageToVideo",
+        "SeedanceFastImageToVideo",
+        "HappyHorseImageToVideo",
+        "Wan27ImageToVideo",
+        "Wan25ImageToVideo",
+        "EvoLinkError",
+        "ValidationError",
+        "APIError",
+        "BadRequestError",
+        "AuthenticationError",
+        "InsufficientCreditsError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "RequestTooLargeError",
+        "RateLimitError",
+        "ServerError",
+        "APIConnectionError",
+        "APITimeoutError",
+        "TaskFailedError",
+        "TaskCancelledError",
+        "WaitTimeoutError",
+    ]
     missing = [name for name in contract if not hasattr(evolink_async, name)]
     assert missing == []
     assert evolink_async.models.MODELS is evolink_async.MODELS
@@ -87,8 +117,8 @@ def test_error_tree_matches_the_contract() -> None:
         e.ServerError,
     ):
         assert issubclass(cls, e.APIError)
-    for cls in (e.APIError, e.APIConnectionError, e.TaskFailedError, e.TaskCancelledError):
-        assert issubclass(cls, e.EvoLinkError)
+    for base in (e.APIError, e.APIConnectionError, e.TaskFailedError, e.TaskCancelledError):
+        assert issubclass(base, e.EvoLinkError)
     assert not issubclass(e.TaskFailedError, e.APIError)
 
 

@@ -314,7 +314,9 @@ async def test_callback_wakes_a_waiter_with_fewer_polls(
     # The estimate is 10x too high, so the planner alone would poll late.
     async with (
         MockEvoLink(time_scale=TIME_SCALE, eta_bias=10.0, callback_target=url) as mock,
-        make_client(mock) as client,
+        # A ceiling well above the run time, so a plan misled by the estimate
+        # really is late.
+        make_client(mock, poll=attrs.evolve(FAST_POLL, max_interval=1.0)) as client,
     ):
         params = {
             "prompt": "A cat playing piano",

@@ -1,0 +1,496 @@
+"""
+Poll efficiency: how many reads our task watcher spends per task, and how late
+it notices a task has finished, against fixed-interval pollers and an oracle.
+
+Every contender runs against MockEvoLink at time scale 0.01 (seedance-2.0
+image-to-video: estimated 165 s -> 1.65 s, the "ETA" below), coarse uneven
+progress, lognormal run times. Per task it reports:
+
+- polls/task: reads of the task the mock served (`mock.stats.polls`), the
+  final, terminal read included; mean and 95th percentile over tasks.
+- detection latency: the loop time `wait` returned minus the mock's
+  `finishes_at` for the task, both on the loop clock, as % of the nominal ETA
+  (1.65 s, also in scenario C where the reported estimate is 10x that).
+
+Contenders:
+
+- ours: `EvoLinkClient.wait` with the default `PollPolicy`, every time field
+  scaled by 0.01 (min 2 s, max 60 s, default estimate 120 s), poll budget
+  10,000/s so it never binds; all waits gathered on one client.
+- fixed N s: plain aiohttp, `sleep(N s x 0.01)` then GET, until terminal
+  (what EvoLink's own clients do, with N = 5, 10, 15).
+- oracle: sleeps until the mock's `finishes_at`, then one GET: 1 poll, and a
+  latency that is the measurement floor (HTTP round trip + loop lag).
+
+Every contender submits with `EvoLinkClient.submit`, tasks arriving at a
+steady `--rate` per second (concurrency ~ rate x 1.65 s, low enough that loop
+lag stays around a millisecond; the table shows its 99th percentile). Each
+scenario+contender runs alone, one after another, against its own fresh mock
+with the same seed, so every contender sees the same task run times.
+
+Scenarios: A sigma 0.3; B sigma 0.8; C sigma 0.3 with the reported estimate
+10x too high (`eta_bias=10`); D sigma 0.3 with the batch endpoint on (ours
+only; `PollPolicy(batch_endpoint=True)`). In D a "poll round" is one read of
+every unfinished task, so requests per task per poll round = (poll requests /
+tasks) / (reads / tasks) = poll requests / task reads: 1.0 for any poller
+that GETs each task, 1/k when k tasks share each batch call.
+
+Targets (reported, never asserted; exit code 0 unless the run crashed):
+A: ours <= 1/3 of the 5 s poller's polls/task, p95 latency <= the 10 s
+poller's; A-D: ours no worse than the 15 s poller in polls/task (mean) and p95
+latency (D against A's 15 s poller: same tasks); D: < 0.2 requests per task
+per poll round.
+
+Run (from the repository root):
+
+    .venv/bin/python benchmarks/poll_efficiency.py             # full, ~3 minutes
+    .venv/bin/python benchmarks/poll_efficiency.py --smoke     # ~20 tasks, seconds
+    .venv/bin/python benchmarks/poll_efficiency.py --tasks 400 --seed 7 --scenarios AD
+
+`--smoke` runs scenario A only, with its contenders side by side (each on its
+own mock) to finish in seconds: it checks the benchmark works, its figures are
+not for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import platform
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import aiohttp
+
+from evolink_async import EvoLinkClient, PollPolicy, Task, TaskStatus
+from evolink_async.testing import MockEvoLink
+
+#: Mock durations and every poll time field are multiplied by this.
+SCALE: Final = 0.01
+MODEL: Final = "seedance-2.0-image-to-video"
+IMAGE: Final = "https://example.com/first-frame.jpg"
+#: The mock's estimated time for MODEL (unscaled seconds) and its scaled value.
+NOMINAL_ESTIMATE: Final = 165.0
+ETA: Final = NOMINAL_ESTIMATE * SCALE
+GET_ROUTE: Final = "GET /v1/tasks/{id}"
+BATCH_ROUTE: Final = "POST /v1/tasks/batch"
+TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+#: Loop-lag probe period (seconds).
+LAG_TICK: Final = 0.005
+#: No single contender run may take longer than this (seconds): a hang is a crash.
+RUN_LIMIT: Final = 300.0
+
+#: The default PollPolicy with every time field scaled; the budget never binds.
+OUR_POLICY: Final = PollPolicy(
+    min_interval=2.0 * SCALE,
+    max_interval=60.0 * SCALE,
+    default_estimate=120.0 * SCALE,
+    max_polls_per_second=10_000.0,
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One mock configuration."""
+
+    key: str
+    title: str
+    sigma: float
+    eta_bias: float = 1.0
+    batch: bool = False
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One way of waiting for a task: ours, a fixed-interval poller, or the oracle."""
+
+    name: str
+    kind: str  # "ours" | "fixed" | "oracle"
+    interval: float = 0.0  # unscaled seconds, for "fixed"
+
+
+SCENARIOS: Final = (
+    Scenario("A", "sigma 0.3, estimate right", 0.3),
+    Scenario("B", "sigma 0.8, estimate right", 0.8),
+    Scenario("C", "sigma 0.3, reported estimate 10x too high", 0.3, eta_bias=10.0),
+    Scenario("D", "sigma 0.3, batch endpoint on", 0.3, batch=True),
+)
+OURS: Final = Contender("ours", "ours")
+FIXED: Final = tuple(Contender(f"fixed {n} s", "fixed", float(n)) for n in (5, 10, 15))
+ORACLE: Final = Contender("oracle", "oracle")
+
+
+@dataclass
+class Result:
+    """What one contender did in one scenario."""
+
+    contender: Contender
+    polls: list[int]
+    latencies: list[float]  # seconds
+    poll_requests: int
+    batch_requests: int
+    lag: list[float] = field(default_factory=list)  # seconds
+    wall: float = 0.0
+
+    @property
+    def reads(self) -> int:
+        return sum(self.polls)
+
+    @property
+    def polls_mean(self) -> float:
+        return sum(self.polls) / len(self.polls)
+
+    @property
+    def polls_p95(self) -> float:
+        return percentile([float(p) for p in self.polls], 95)
+
+    def latency_pct(self, q: float) -> float:
+        """The q-th percentile of detection latency, in % of the nominal ETA."""
+        return 100.0 * percentile(self.latencies, q) / ETA
+
+    @property
+    def requests_per_task(self) -> float:
+        return self.poll_requests / len(self.polls)
+
+    @property
+    def requests_per_round(self) -> float:
+        """Poll requests per task per poll round = poll requests / task reads."""
+        return self.poll_requests / self.reads if self.reads else math.nan
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation; nan when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+# -- waiting, one coroutine per task ------------------------------------------
+
+#: Waits for one submitted task; returns the loop time it knew the task ended.
+Waiter = Callable[[Task], Awaitable[float]]
+
+
+def our_waiter(client: EvoLinkClient) -> Waiter:
+    async def wait(task: Task) -> float:
+        done = await client.wait(task)
+        returned = asyncio.get_running_loop().time()
+        if done.status is not TaskStatus.COMPLETED:
+            raise RuntimeError(f"task {done.id} ended {done.status.value}")
+        return returned
+
+    return wait
+
+
+async def _read_status(session: aiohttp.ClientSession, url: str) -> str:
+    async with session.get(url) as response:
+        if response.status != 200:
+            raise RuntimeError(f"GET {url}: HTTP {response.status}")
+        body: Any = await response.json()
+    status = body.get("status") if isinstance(body, dict) else None
+    if not isinstance(status, str):
+        raise RuntimeError(f"GET {url}: no status in {body!r}")
+    return status
+
+
+def fixed_waiter(session: aiohttp.ClientSession, base_url: str, interval: float) -> Waiter:
+    async def wait(task: Task) -> float:
+        url = f"{base_url}/v1/tasks/{task.id}"
+        while True:
+            await asyncio.sleep(interval)
+            status = await _read_status(session, url)
+            if status in TERMINAL:
+                returned = asyncio.get_running_loop().time()
+                if status != "completed":
+                    raise RuntimeError(f"task {task.id} ended {status}")
+                return returned
+
+    return wait
+
+
+def oracle_waiter(session: aiohttp.ClientSession, mock: MockEvoLink) -> Waiter:
+    async def wait(task: Task) -> float:
+        loop = asyncio.get_running_loop()
+        url = f"{mock.url}/v1/tasks/{task.id}"
+        finishes_at = mock.tasks[task.id].finishes_at
+        await asyncio.sleep(max(0.0, finishes_at - loop.time()))
+        # asyncio may wake a hair early; read again until the end is visible.
+        while await _read_status(session, url) not in TERMINAL:
+            await asyncio.sleep(0)
+        return loop.time()
+
+    return wait
+
+
+# -- one run: one scenario, one contender, one fresh mock ----------------------
+
+
+async def _probe_lag(samples: list[float]) -> None:
+    """Record how late each LAG_TICK sleep wakes: the event loop's lag."""
+    loop = asyncio.get_running_loop()
+    while True:
+        planned = loop.time() + LAG_TICK
+        await asyncio.sleep(LAG_TICK)
+        samples.append(max(0.0, loop.time() - planned))
+
+
+async def run_one(
+    scenario: Scenario, contender: Contender, *, tasks: int, rate: float, seed: int
+) -> Result:
+    """Submit `tasks` tasks at `rate` per second to a fresh mock and wait for all."""
+    mock = MockEvoLink(
+        time_scale=SCALE,
+        seed=seed,
+        duration_sigma=scenario.sigma,
+        eta_bias=scenario.eta_bias,
+        batch_endpoint=scenario.batch,
+        keep_requests=0,
+    )
+    policy = PollPolicy(
+        min_interval=OUR_POLICY.min_interval,
+        max_interval=OUR_POLICY.max_interval,
+        default_estimate=OUR_POLICY.default_estimate,
+        max_polls_per_second=OUR_POLICY.max_polls_per_second,
+        batch_endpoint=scenario.batch,
+    )
+    headers = {"Authorization": f"Bearer {mock.api_key}"}
+    async with (
+        mock,
+        EvoLinkClient(mock.api_key, base_url=mock.url, files_base_url=mock.url, poll=policy) as sdk,
+        aiohttp.ClientSession(headers=headers) as session,
+    ):
+        waiter: Waiter
+        if contender.kind == "ours":
+            waiter = our_waiter(sdk)
+        elif contender.kind == "fixed":
+            waiter = fixed_waiter(session, mock.url, contender.interval * SCALE)
+        else:
+            waiter = oracle_waiter(session, mock)
+        loop = asyncio.get_running_loop()
+        lag: list[float] = []
+        probe = asyncio.create_task(_probe_lag(lag))
+        start = loop.time() + 0.05
+
+        async def one(index: int) -> tuple[str, float]:
+            await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
+            task = await sdk.submit(MODEL, prompt=f"benchmark task {index}", image_urls=[IMAGE])
+            returned = await waiter(task)
+            return task.id, returned - mock.tasks[task.id].finishes_at
+
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout(RUN_LIMIT):
+                done = await asyncio.gather(*(one(i) for i in range(tasks)))
+        finally:
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
+        wall = time.perf_counter() - began
+        stats = mock.stats
+        return Result(
+            contender=contender,
+            polls=[len(stats.polls.get(task_id, ())) for task_id, _ in done],
+            latencies=[latency for _, latency in done],
+            poll_requests=stats.requests[GET_ROUTE] + stats.requests[BATCH_ROUTE],
+            batch_requests=stats.requests[BATCH_ROUTE],
+            lag=lag,
+            wall=wall,
+        )
+
+
+def contenders_for(scenario: Scenario) -> tuple[Contender, ...]:
+    # With the batch endpoint only our watcher behaves differently; the fixed
+    # pollers and the oracle would repeat scenario A (same seed, same tasks).
+    return (OURS,) if scenario.batch else (OURS, *FIXED, ORACLE)
+
+
+async def run_scenario(
+    scenario: Scenario, *, tasks: int, rate: float, seed: int, side_by_side: bool
+) -> list[Result]:
+    contenders = contenders_for(scenario)
+    if side_by_side:
+        return list(
+            await asyncio.gather(
+                *(
+                    run_one(scenario, c, tasks=tasks, rate=rate, seed=seed)
+                    for c in contenders
+                )
+            )
+        )
+    results = []
+    for contender in contenders:
+        results.append(await run_one(scenario, contender, tasks=tasks, rate=rate, seed=seed))
+    return results
+
+
+# -- reporting ----------------------------------------------------------------
+
+
+def print_table(scenario: Scenario, results: Sequence[Result], tasks: int) -> None:
+    print(f"\n## {scenario.key}: {scenario.title} ({tasks} tasks, ETA {ETA:g} s)")
+    batch = scenario.batch
+    head = (
+        f"| {'contender':<11} | polls/task mean |   p95 | latency p50 %ETA | p95 %ETA |"
+        " lag p99 ms |"
+    )
+    rule = "|-------------|----------------:|------:|-----------------:|---------:|-----------:|"
+    if batch:
+        head += " requests/task | req/task/round |"
+        rule += "--------------:|---------------:|"
+    print(head)
+    print(rule)
+    for r in results:
+        line = (
+            f"| {r.contender.name:<11} | {r.polls_mean:15.1f} | {r.polls_p95:5.1f} |"
+            f" {r.latency_pct(50):16.1f} | {r.latency_pct(95):8.1f} |"
+            f" {1000 * percentile(r.lag, 99):10.1f} |"
+        )
+        if batch:
+            line += f" {r.requests_per_task:13.2f} | {r.requests_per_round:14.3f} |"
+        print(line)
+
+
+@dataclass
+class Check:
+    ok: bool
+    text: str
+
+
+def check_targets(results: dict[str, list[Result]]) -> list[Check]:
+    """The issue's targets, for the scenarios that were run."""
+
+    def find(key: str, name: str) -> Result | None:
+        for r in results.get(key, ()):
+            if r.contender.name == name:
+                return r
+        return None
+
+    checks: list[Check] = []
+    ours_a, five, ten = find("A", "ours"), find("A", "fixed 5 s"), find("A", "fixed 10 s")
+    if ours_a and five and ten:
+        limit = five.polls_mean / 3
+        checks.append(
+            Check(
+                ours_a.polls_mean <= limit,
+                f"A: ours {ours_a.polls_mean:.1f} polls/task <= 1/3 of the 5 s poller's"
+                f" {five.polls_mean:.1f} ({limit:.1f}); ratio {ours_a.polls_mean / five.polls_mean:.2f}",
+            )
+        )
+        checks.append(
+            Check(
+                ours_a.latency_pct(95) <= ten.latency_pct(95),
+                f"A: ours p95 latency {ours_a.latency_pct(95):.1f}% of ETA <= the 10 s"
+                f" poller's {ten.latency_pct(95):.1f}%",
+            )
+        )
+    for key in ("A", "B", "C", "D"):
+        ours = find(key, "ours")
+        # D has no fixed pollers of its own: A's ran on the very same tasks.
+        fifteen = find(key, "fixed 15 s") or (find("A", "fixed 15 s") if key == "D" else None)
+        if ours and fifteen:
+            polls_ok = ours.polls_mean <= fifteen.polls_mean
+            latency_ok = ours.latency_pct(95) <= fifteen.latency_pct(95)
+            checks.append(
+                Check(
+                    polls_ok and latency_ok,
+                    f"{key}: ours vs the 15 s poller: polls/task {ours.polls_mean:.1f} <="
+                    f" {fifteen.polls_mean:.1f} {'ok' if polls_ok else 'WORSE'}, p95 latency"
+                    f" {ours.latency_pct(95):.1f}% <= {fifteen.latency_pct(95):.1f}%"
+                    f" {'ok' if latency_ok else 'WORSE'}",
+                )
+            )
+    ours_d = find("D", "ours")
+    if ours_d:
+        checks.append(
+            Check(
+                ours_d.requests_per_round < 0.2,
+                f"D: {ours_d.requests_per_round:.3f} requests per task per poll round < 0.2"
+                f" ({ours_d.requests_per_task:.2f} requests/task for"
+                f" {ours_d.reads / len(ours_d.polls):.1f} reads/task,"
+                f" {ours_d.reads / max(1, ours_d.batch_requests):.1f} tasks per batch call)",
+            )
+        )
+    return checks
+
+
+def summary(results: dict[str, list[Result]], checks: Sequence[Check]) -> str:
+    parts: list[str] = []
+    for key, runs in results.items():
+        by_name = {r.contender.name: r for r in runs}
+        ours = by_name["ours"]
+        if key == "D":
+            parts.append(
+                f"D ours {ours.polls_mean:.1f} reads/task in {ours.requests_per_task:.2f}"
+                f" requests/task, {ours.requests_per_round:.3f} req/task/round,"
+                f" p95 latency {ours.latency_pct(95):.1f}%"
+            )
+            continue
+        five, ten = by_name["fixed 5 s"], by_name["fixed 10 s"]
+        parts.append(
+            f"{key} ours {ours.polls_mean:.1f} polls/task (5s: {five.polls_mean:.1f},"
+            f" ratio {ours.polls_mean / five.polls_mean:.2f}), p95 latency"
+            f" {ours.latency_pct(95):.1f}% (10s: {ten.latency_pct(95):.1f}%)"
+        )
+    passed = sum(c.ok for c in checks)
+    verdict = "PASS" if passed == len(checks) else "FAIL"
+    return f"summary: {'; '.join(parts)}; targets {passed}/{len(checks)} {verdict}"
+
+
+# -- main ---------------------------------------------------------------------
+
+
+async def main(args: argparse.Namespace) -> None:
+    wanted = args.scenarios.upper()
+    scenarios = [s for s in SCENARIOS if s.key in wanted]
+    if args.smoke:
+        scenarios = [SCENARIOS[0]]
+    print(
+        f"# poll efficiency: {args.tasks} tasks per run at {args.rate:g}/s, seed {args.seed},"
+        f" time scale {SCALE:g}, {'side by side (smoke)' if args.smoke else 'one run at a time'}"
+    )
+    print(f"# python {platform.python_version()} on {platform.machine()}")
+    results: dict[str, list[Result]] = {}
+    began = time.perf_counter()
+    for scenario in scenarios:
+        runs = await run_scenario(
+            scenario, tasks=args.tasks, rate=args.rate, seed=args.seed, side_by_side=args.smoke
+        )
+        results[scenario.key] = runs
+        print_table(scenario, runs, args.tasks)
+    print(f"\n(ran in {time.perf_counter() - began:.0f} s)\n\n## targets")
+    checks = check_targets(results)
+    for check in checks:
+        print(f"{'PASS' if check.ok else 'FAIL'}  {check.text}")
+    print(summary(results, checks))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=240, help="tasks per run (default 240)")
+    parser.add_argument("--seed", type=int, default=1, help="mock seed (default 1)")
+    parser.add_argument(
+        "--rate", type=float, default=60.0, help="tasks submitted per second (default 60)"
+    )
+    parser.add_argument(
+        "--scenarios", default="ABCD", help="which scenarios to run, e.g. AD (default ABCD)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="20 tasks, scenario A, contenders side by side"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.tasks = min(args.tasks, 20)
+    if args.tasks < 1 or not args.rate > 0:
+        parser.error("--tasks must be >= 1 and --rate > 0")
+    return args
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args(sys.argv[1:])))
