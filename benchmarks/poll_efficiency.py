@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiohttp
+import attrs
 
 from evolink_async import EvoLinkClient, PollPolicy, Task, TaskStatus
 from evolink_async.testing import MockEvoLink
@@ -243,9 +244,20 @@ async def _probe_lag(samples: list[float]) -> None:
 
 
 async def run_one(
-    scenario: Scenario, contender: Contender, *, tasks: int, rate: float, seed: int
+    scenario: Scenario,
+    contender: Contender,
+    *,
+    tasks: int,
+    rate: float,
+    seed: int,
+    policy: PollPolicy | None = None,
 ) -> Result:
-    """Submit `tasks` tasks at `rate` per second to a fresh mock and wait for all."""
+    """
+    Submit `tasks` tasks at `rate` per second to a fresh mock and wait for all.
+
+    `policy` replaces OUR_POLICY (for trying other tunings); its
+    `batch_endpoint` is set from the scenario.
+    """
     mock = MockEvoLink(
         time_scale=SCALE,
         seed=seed,
@@ -254,13 +266,7 @@ async def run_one(
         batch_endpoint=scenario.batch,
         keep_requests=0,
     )
-    policy = PollPolicy(
-        min_interval=OUR_POLICY.min_interval,
-        max_interval=OUR_POLICY.max_interval,
-        default_estimate=OUR_POLICY.default_estimate,
-        max_polls_per_second=OUR_POLICY.max_polls_per_second,
-        batch_endpoint=scenario.batch,
-    )
+    policy = attrs.evolve(policy or OUR_POLICY, batch_endpoint=scenario.batch)
     headers = {"Authorization": f"Bearer {mock.api_key}"}
     async with (
         mock,

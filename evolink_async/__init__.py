@@ -15,6 +15,7 @@ classes) and `evolink_async.testing` (the `MockEvoLink` fake server) are the
 public submodules.
 """
 
+from ._batch import BatchRun, BatchStats, Job, JobOutcome
 from ._client import EvoLinkClient
 from ._errors import (
     APIConnectionError,
@@ -67,12 +68,16 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRun",
+    "BatchStats",
     "Credits",
     "EvoLinkClient",
     "EvoLinkError",
     "HappyHorseImageToVideo",
     "IdempotencyConflictError",
     "InsufficientCreditsError",
+    "Job",
+    "JobOutcome",
     "NotFoundError",
     "PermissionDeniedError",
     "PollPolicy",

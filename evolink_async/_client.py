@@ -22,6 +22,7 @@ import aiohttp
 import anyio
 
 from . import _models
+from ._batch import DEFAULT_MAX_ACTIVE, BatchRun, JobSource
 from ._convert import MalformedResponseError, converter, structure_task
 from ._download import download_video, target_path
 from ._errors import APIError, ValidationError
@@ -321,6 +322,45 @@ class EvoLinkClient:
             raise ValidationError(f"callback payload is not a task: {exc}") from None
         self._watcher.hint(task)
 
+    def batch(
+        self,
+        jobs: JobSource,
+        *,
+        concurrency: int | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        download_dir: str | os.PathLike[str] | None = None,
+        max_active: int = DEFAULT_MAX_ACTIVE,
+    ) -> BatchRun:
+        """
+        Run many jobs: create, watch, download; resumable with a journal.
+
+        Args:
+            jobs: an iterable or async iterable of `Job`s or dicts
+                (`{"id": ..., "model": ..., "metadata": ..., <params>}`),
+                read lazily.
+            concurrency: creates in flight at once (default: the client's
+                `max_concurrency`); lowered for a while after a 429.
+            journal: an SQLite file recording every job's Idempotency-Key,
+                task id and outcome as they happen. Re-running the same jobs
+                with the same journal re-attaches to created tasks and never
+                creates (or pays for) a job's task twice.
+            download_dir: download each completed video here, as
+                `<job id>.mp4` (the id made safe for a file name).
+            max_active: tasks created and not yet finished, at most.
+
+        Returns:
+            A `BatchRun`: iterate it for outcomes in completion order, or
+            `await run.results()` for all of them in input order.
+        """
+        return BatchRun(
+            self,
+            jobs,
+            concurrency=concurrency,
+            journal=Path(journal) if journal is not None else None,
+            download_dir=Path(download_dir) if download_dir is not None else None,
+            max_active=max_active,
+        )
+
     # -- files, credits, downloads ------------------------------------------
 
     async def download(
@@ -442,9 +482,14 @@ class EvoLinkClient:
         async def upload(path: Path) -> None:
             urls[path] = (await self.upload_file(path)).file_url
 
-        async with anyio.create_task_group() as group:
-            for path in paths:
-                group.start_soon(upload, path)
+        try:
+            async with anyio.create_task_group() as group:
+                for path in paths:
+                    group.start_soon(upload, path)
+        except BaseExceptionGroup as failed:
+            # Two uploads run at once; the caller gets the (first) error
+            # itself, as from any other call, not a group of them.
+            raise _first_error(failed) from None
         return _models.replace_files(request, urls)
 
     async def _get_task_response(self, task_id: str, *, max_retries: int | None) -> Response:
@@ -485,6 +530,13 @@ class EvoLinkClient:
         self._submitted[task_id] = started
         if len(self._submitted) > _MAX_REMEMBERED_SUBMITS:
             self._submitted.popitem(last=False)
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _parse_task(response: Response) -> Task:

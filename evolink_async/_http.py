@@ -257,6 +257,8 @@ class Transport:
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._paused_until = 0.0
+        #: 429 replies received so far (the batch runner adapts to it).
+        self.rate_limited = 0
         self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
         self.closed = False
 
@@ -416,6 +418,8 @@ class Transport:
                 if 200 <= status < 300:
                     return _decode(status, resp_headers, payload, request_id, method, path)
                 failure = _error_from_reply(status, resp_headers, payload, request_id)
+                if status == 429:
+                    self.rate_limited += 1
                 if status not in policy.retry_statuses:
                     raise failure
                 retry_after = parse_retry_after(resp_headers.get("Retry-After"))

@@ -21,31 +21,33 @@ number), with log-spread `PollPolicy.estimate_spread`.
 
 Progress re-estimates it. Progress is coarse, so a level ``p`` was reached
 somewhere between the last poll that showed less and the first that showed
-``p``: ``T ~ (middle of that bracket) / (p / 100)``, with a log-spread made of
-the bracket's width plus `PollPolicy.progress_noise` * (1 - p/100) (progress
-need not grow linearly with time; it matters less near the end). The prior and
-this estimate are blended by precision (inverse variance) in log space: a
-little progress barely moves the prior, much progress or a tight bracket all
-but replaces it. When the two disagree by more than their combined spread, the
-prior's spread is widened until they do not (the estimate "can be wildly
-wrong"), so a 2400 s estimate for a task whose progress says 240 s gives way
-after one or two polls.
+``p``: ``T ~ (middle of that bracket) / (p / 100)``. Its log-spread combines the
+bracket's width, `PollPolicy.progress_noise` * (1 - p/100) (progress need not
+grow linearly with time) and `PollPolicy.progress_noise_floor` (even 95 % may be
+some way from done). Prior and progress are blended by precision (inverse
+variance) in log space: a little progress barely moves the prior, much progress
+or a tight bracket all but replaces it. When the two disagree by more than
+`PollPolicy.conflict_threshold` combined spreads, the prior's spread is widened
+until they do not: a 2400 s estimate for a task whose progress says 240 s gives
+way after a poll or two. Only the highest progress level and the times that
+bracket it are kept, so a task's state is a handful of numbers.
 
-When to poll next follows Keller's optimal checking rule: checking
-``sqrt(lambda * h / 2)`` times per second, with ``h`` the hazard (the chance
-per second of finishing now, given not finished yet), minimises expected polls
-+ ``lambda`` * expected detection delay. Here ``lambda = latency_weight /
+The next interval follows Keller's optimal checking rule: checking
+``sqrt(lambda * h / 2)`` times per second, ``h`` the hazard (the chance per
+second of finishing now, given not finished yet), minimises expected polls +
+``lambda`` * expected detection delay. Here ``lambda = latency_weight /
 min(estimate, T_hat)`` (``T_hat`` the blended median): one estimated duration of
 delay is worth `PollPolicy.latency_weight` polls, and a task that turns out
 longer than the server said is not watched more loosely for it. The interval
-``d`` solves the discrete form ``lambda * d * q(d) / 2 = 1``, ``q(d)`` being
-the chance of finishing within ``d`` of the last poll: intervals are short
-where finishing is likely (around the estimated finish), long far from it.
+``d`` solves the discrete form ``lambda * d * q(d) / 2 = 1`` (``q(d)`` the
+chance of finishing within ``d`` of the last poll, by a few bisection steps):
+intervals are short where finishing is likely, around the estimated finish,
+and long far from it.
 
 The first poll comes after `PollPolicy.first_poll_fraction` of the estimate.
 Once a task runs `PollPolicy.overdue_spread` log-spreads past its estimated
-finish, the model has failed (stuck progress, a queue): each interval is then
-`PollPolicy.backoff` times the last. Every interval is jittered by +/-
+finish, the model has failed (stuck progress, a long queue): each interval is
+then `PollPolicy.backoff` times the last. Every interval is jittered by +/-
 `PollPolicy.jitter` (from the caller's uniform draw ``u``) and kept within
 ``[min_interval, max_interval]`` of the last poll.
 
@@ -56,16 +58,20 @@ multiplies every planned delay by ``k``: a fake server at 1/100 of real
 durations behaves like the real one, 100 times faster.
 
 Tuning: fewer polls and more delay -> lower `latency_weight`; trust the
-server's estimate more -> lower `estimate_spread`; trust progress more -> lower
-`progress_noise`. The defaults come from simulating tasks of lognormal duration
-(spread 0.3 and 0.8) around a 165 s estimate, with coarse, uneven progress:
-about a quarter of a fixed 5 s poller's polls, with a 95th-percentile
-detection delay below a fixed 10 s poller's (see tests/test_poll_planner.py).
+server's estimate more -> lower `estimate_spread` or higher
+`conflict_threshold`; trust progress more -> lower `progress_noise`. The
+defaults come from simulating tasks of lognormal duration (spread 0.3 and 0.8)
+around a 165 s estimate with coarse, uneven progress: about a quarter of a
+fixed 5 s poller's polls for a 95th-percentile detection delay below a fixed
+10 s poller's (tests/test_poll_planner.py checks this). Without any progress
+(always 0 until done) no planner can do that; this one then still matches a
+fixed 15 s poller when the estimate is right.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import attrs
@@ -89,6 +95,9 @@ _MIN_SPREAD = 1e-3
 _MIN_FRACTION = 1e-9
 # Largest argument for math.exp that cannot overflow a float.
 _MAX_EXP = 700.0
+# Smallest positive float: keeps math.log away from 0 for degenerate inputs
+# (hand-made states with zero durations), far below any real time scale.
+_TINY = sys.float_info.min
 # Bisection steps for the Keller interval over [min_interval, max_interval] in
 # log space: 8 halvings of the default 30x range give ~1.4% precision, well
 # under the default 10% jitter, for a fixed, small cost per call.
@@ -176,7 +185,15 @@ class PollPolicy:
             contradicts the estimate overrides it regardless.
         progress_noise: How far progress may be from linear in time: the
             log-standard-deviation of `elapsed / progress` as a duration
-            estimate near progress 0, shrinking to nothing at 100 (>= 0).
+            estimate near progress 0, shrinking linearly to nothing at 100
+            (>= 0).
+        progress_noise_floor: A log-standard-deviation added (in quadrature)
+            at every progress level (>= 0): even 95 % may be some way from
+            done (a last encoding or upload step).
+        conflict_threshold: When the progress-based estimate and the server's
+            disagree by more than this many combined log-spreads (> 0), the
+            server's spread is widened until they do not: a wildly wrong
+            estimate gives way to progress within a poll or two.
         latency_weight: How many polls one estimated duration of detection
             delay is worth (> 0). Higher polls more often around the expected
             finish, lower saves polls.
@@ -199,7 +216,9 @@ class PollPolicy:
     first_poll_fraction: float = attrs.field(default=0.2, validator=_share)
     estimate_spread: float = attrs.field(default=0.4, validator=_positive)
     progress_noise: float = attrs.field(default=0.3, validator=_non_negative)
-    latency_weight: float = attrs.field(default=140.0, validator=_positive)
+    progress_noise_floor: float = attrs.field(default=0.1, validator=_non_negative)
+    conflict_threshold: float = attrs.field(default=1.5, validator=_positive)
+    latency_weight: float = attrs.field(default=180.0, validator=_positive)
     overdue_spread: float = attrs.field(default=2.0, validator=_non_negative)
     backoff: float = attrs.field(default=1.5, validator=_at_least_one)
 
@@ -348,21 +367,25 @@ def _posterior(policy: PollPolicy, state: PollState) -> tuple[float, float]:
     mu = math.log(_estimate(policy, state))
     variance = policy.estimate_spread * policy.estimate_spread
     share = min(state.progress, 100) / 100.0
-    low = min(state.reached_after, state.reached_by)
+    low = max(0.0, min(state.reached_after, state.reached_by))
     high = max(state.reached_after, state.reached_by)
-    reached = 0.5 * (max(low, 0.0) + high)
-    if share > 0.0 and reached > 0.0 and math.isfinite(reached):
-        # The bracket's half-width in log units is ~(high - low) / (high + low);
-        # a uniform spread over it has variance (2 * half)^2 / 12.
-        half = (high - max(low, 0.0)) / (high + max(low, 0.0))
-        noise = policy.progress_noise * math.sqrt(1.0 - share)
-        seen = half * half / 3.0 + noise * noise + _MIN_SPREAD * _MIN_SPREAD
-        mu_seen = math.log(reached / share)
-        # Prior-data conflict: widen the prior until the gap is one spread.
-        conflict = mu_seen - mu
-        variance = max(variance, conflict * conflict - seen)
-        mu = (mu * seen + mu_seen * variance) / (variance + seen)
-        variance = variance * seen / (variance + seen)
+    reached = 0.5 * low + 0.5 * high  # (low + high) / 2 could overflow
+    if not (share > 0.0 and reached > 0.0 and math.isfinite(reached)):
+        return mu, max(_MIN_SPREAD, math.sqrt(variance))
+    # The bracket's half-width in log units is ~(high - low) / (high + low); a
+    # uniform spread over it has variance (2 * half)^2 / 12.
+    half = (high - low) / (high + low)
+    noise = policy.progress_noise * (1.0 - share)
+    floor = policy.progress_noise_floor
+    seen = half * half / 3.0 + noise * noise + floor * floor + _MIN_SPREAD * _MIN_SPREAD
+    mu_seen = math.log(reached) - math.log(share)
+    # Prior-data conflict: when the two disagree by more than
+    # `conflict_threshold` combined spreads, the estimate is the likelier
+    # culprit ("can be wildly wrong"): widen its spread until they do not.
+    limit = (mu_seen - mu) / policy.conflict_threshold
+    variance = max(variance, limit * limit - seen)
+    mu = (mu * seen + mu_seen * variance) / (variance + seen)
+    variance = variance * seen / (variance + seen)
     return mu, max(_MIN_SPREAD, math.sqrt(variance))
 
 
@@ -392,7 +415,7 @@ def _keller_interval(
     high: float,
 ) -> float:
     """The smallest d in [low, high] with lambda * d * P(done by +d | running) / 2 >= 1."""
-    lam = policy.latency_weight / min(scale, _exp(mu))
+    lam = policy.latency_weight / max(_TINY, min(scale, _exp(mu)))
     alive = _survival(math.log(elapsed), mu, sigma)
     if not alive > 0.0:
         return high
@@ -445,7 +468,7 @@ def next_poll_at(policy: PollPolicy, state: PollState, *, now: float, u: float) 
         interval = policy.first_poll_fraction * _estimate(policy, state)
     else:
         mu, sigma = _posterior(policy, state)
-        elapsed = max(anchor - started, _exp(mu) * _MIN_FRACTION)
+        elapsed = max(anchor - started, _exp(mu) * _MIN_FRACTION, _TINY)
         if math.log(elapsed) > mu + policy.overdue_spread * sigma:
             interval = state.gap * policy.backoff
         else:
@@ -467,6 +490,8 @@ def next_poll_at(policy: PollPolicy, state: PollState, *, now: float, u: float) 
     earliest = max(low, interval * (1.0 - policy.jitter))
     latest = min(high, interval * (1.0 + policy.jitter))
     when = anchor + earliest + u * (latest - earliest)
+    if not math.isfinite(when):
+        when = anchor
     if math.isfinite(now) and not when >= now:
-        return now
-    return when if math.isfinite(when) else anchor
+        when = now
+    return when

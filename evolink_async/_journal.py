@@ -1,0 +1,244 @@
+"""
+The batch journal: what each job has reached, durably, for exact resume.
+
+Storage is one SQLite file (stdlib `sqlite3`): a single file that survives
+`kill -9` at any instant (WAL mode, `synchronous=FULL`: a write that returned
+is on disk), needs no server, and answers "what do we know of job X" with an
+index lookup, so a million-job journal never sits in memory.
+
+Each job goes through up to three writes, each durable before the step it
+guards:
+
+1. `begin(job_id, key, fingerprint)`: *before* the create is sent, the job id
+   and its Idempotency-Key. A crash after this re-sends the create with the
+   same key, which the server replays: no second task.
+2. `created(job_id, task_id)`: as soon as the create answered. A crash after
+   this re-attaches to the task.
+3. `finished(job_id, outcome)`: the final outcome (status, URL, path, error,
+   credits). A crash after this leaves the job alone on resume.
+
+All SQLite work runs on one dedicated thread, never on the event loop.
+Concurrent writes are committed together ("group commit"): every caller
+waits for the commit that includes its write, and one fsync serves many jobs.
+
+The journal never holds the API key: only job ids, idempotency keys, task
+ids, a fingerprint (a hash) of each job's request, and outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+__all__ = ["Journal", "JournalEntry"]
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    task_id TEXT,
+    outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_FORMAT: Final = "evolink-async journal 1"
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class JournalEntry:
+    """What the journal knows of one job."""
+
+    job_id: str
+    idempotency_key: str
+    fingerprint: str
+    task_id: str | None
+    outcome: Mapping[str, Any] | None
+
+
+class JournalError(Exception):
+    """The journal file is not ours, or is unreadable."""
+
+
+class Journal:
+    """
+    A job journal in one SQLite file.
+
+    `durable=False` (for runs without a journal, where it only tracks which
+    job ids were seen) skips the fsyncs.
+    """
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.path = path
+        self._durable = durable
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evolink-journal")
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    # -- lifecycle (each runs on the journal thread) --------------------------
+
+    async def open(self) -> None:
+        """Open (or create) the file; check it is a journal."""
+        await self._call(self._open_sync)
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'OFF'}")
+            db.executescript(_SCHEMA)
+            # Job ids seen in this run, to refuse duplicates: a temporary
+            # table lives in temporary storage, not the journal, and keeps
+            # memory flat however many jobs a run reads.
+            db.execute("CREATE TEMP TABLE seen (job_id TEXT PRIMARY KEY)")
+            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
+            elif row[0] != _FORMAT:
+                raise JournalError(f"{self.path}: not an evolink-async journal ({row[0]!r})")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise JournalError(f"{self.path}: cannot use as a journal ({exc})") from None
+        self._db = db
+
+    async def close(self) -> None:
+        """Flush pending writes and close the file."""
+        await self.flush()
+        if self._db is not None:
+            await self._call(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=False)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JournalEntry | None:
+        """The entry of `job_id`, or None if the journal has never seen it."""
+        await self.flush()
+        return _entry(await self._call(self._get_sync, job_id))
+
+    def _get_sync(self, job_id: str) -> tuple[Any, ...] | None:
+        assert self._db is not None
+        cursor = self._db.execute(
+            "SELECT job_id, idempotency_key, fingerprint, task_id, outcome"
+            " FROM jobs WHERE job_id = ?",
+            (job_id,),
+        )
+        row: tuple[Any, ...] | None = cursor.fetchone()
+        return row
+
+    async def claim(self, job_id: str) -> tuple[bool, JournalEntry | None]:
+        """
+        Mark `job_id` as read in this run; return (first time this run, entry).
+
+        The entry is what earlier runs recorded, or None for a new job.
+        """
+        first, row = await self._call(self._claim_sync, job_id)
+        return first, _entry(row)
+
+    def _claim_sync(self, job_id: str) -> tuple[bool, tuple[Any, ...] | None]:
+        assert self._db is not None
+        cursor = self._db.execute("INSERT OR IGNORE INTO temp.seen VALUES (?)", (job_id,))
+        return cursor.rowcount == 1, self._get_sync(job_id)
+
+    async def counts(self) -> dict[str, int]:
+        """How many jobs are begun (no task yet), created (no outcome yet) and finished."""
+        await self.flush()
+        return dict(await self._call(self._counts_sync))
+
+    def _counts_sync(self) -> dict[str, int]:
+        assert self._db is not None
+        row = self._db.execute(
+            "SELECT"
+            " SUM(task_id IS NULL AND outcome IS NULL),"
+            " SUM(task_id IS NOT NULL AND outcome IS NULL),"
+            " SUM(outcome IS NOT NULL)"
+            " FROM jobs"
+        ).fetchone()
+        return {"begun": row[0] or 0, "created": row[1] or 0, "finished": row[2] or 0}
+
+    # -- writes (group-committed) --------------------------------------------
+
+    async def begin(self, job_id: str, key: str, fingerprint: str) -> None:
+        """Record a job's Idempotency-Key; returns once it is on disk."""
+        await self._write(
+            "INSERT INTO jobs (job_id, idempotency_key, fingerprint) VALUES (?, ?, ?)",
+            (job_id, key, fingerprint),
+        )
+
+    async def created(self, job_id: str, task_id: str) -> None:
+        """Record the task a job created; returns once it is on disk."""
+        await self._write("UPDATE jobs SET task_id = ? WHERE job_id = ?", (task_id, job_id))
+
+    async def finished(self, job_id: str, outcome: Mapping[str, Any]) -> None:
+        """Record a job's final outcome; returns once it is on disk."""
+        await self._write(
+            "UPDATE jobs SET outcome = ? WHERE job_id = ?",
+            (json.dumps(outcome, separators=(",", ":")), job_id),
+        )
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, params, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
+        await asyncio.shield(done)
+
+    async def flush(self) -> None:
+        """Wait until every write made so far is committed."""
+        while self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
+
+    async def _flush_loop(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._call(self._commit_sync, [(sql, params) for sql, params, _ in batch])
+            except BaseException as exc:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(
+                            exc if isinstance(exc, Exception) else JournalError(str(exc))
+                        )
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    def _commit_sync(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        assert self._db is not None
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                db.execute(sql, params)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def _entry(row: tuple[Any, ...] | None) -> JournalEntry | None:
+    if row is None:
+        return None
+    return JournalEntry(
+        job_id=row[0],
+        idempotency_key=row[1],
+        fingerprint=row[2],
+        task_id=row[3],
+        outcome=json.loads(row[4]) if row[4] else None,
+    )
