@@ -195,14 +195,6 @@ async def test_files_api_success_false_with_http_200_raises_api_error(
     assert mock.stats.uploads == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseExceptionGroup,
-    reason=(
-        "client bug: _upload_local_files runs uploads in an anyio task group, so a "
-        "failed upload reaches the caller as an ExceptionGroup, not the APIError"
-    ),
-)
 async def test_files_api_failure_stops_the_submit(
     client: EvoLinkClient, mock: MockEvoLink, tmp_path: Path
 ) -> None:
