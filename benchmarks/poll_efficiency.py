@@ -17,8 +17,11 @@ Contenders:
 - ours: `EvoLinkClient.wait` with the default `PollPolicy`, every time field
   scaled by 0.01 (min 2 s, max 60 s, default estimate 120 s), poll budget
   10,000/s so it never binds; all waits gathered on one client.
-- fixed N s: plain aiohttp, `sleep(N s x 0.01)` then GET, until terminal
-  (what EvoLink's own clients do, with N = 5, 10, 15).
+- fixed N s: plain aiohttp GETs every N s x 0.01 after submit, until
+  terminal (what EvoLink's own clients do, with N = 5, 10, 15). The polls
+  keep to a fixed grid (submit + k x N s) so that loop lag delays a poll but
+  does not thin the poller out, as it would at 1/100 scale with
+  `sleep(N s)` after each reply.
 - oracle: sleeps until the mock's `finishes_at`, then one GET: 1 poll, and a
   latency that is the measurement floor (HTTP round trip + loop lag).
 
@@ -203,12 +206,21 @@ async def _read_status(session: aiohttp.ClientSession, url: str) -> str:
 
 def fixed_waiter(session: aiohttp.ClientSession, base_url: str, interval: float) -> Waiter:
     async def wait(task: Task) -> float:
+        loop = asyncio.get_running_loop()
         url = f"{base_url}/v1/tasks/{task.id}"
+        # A fixed grid (submit + k * interval), not sleep(interval) after each
+        # reply: at 1/100 scale a few ms of loop lag per sleep would otherwise
+        # thin the poller out by 10-25 %, far more than a real one drifts by.
+        due = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            due += interval
+            late = loop.time() - due
+            if late > interval:
+                due += math.floor(late / interval) * interval  # skip missed slots
+            await asyncio.sleep(max(0.0, due - loop.time()))
             status = await _read_status(session, url)
             if status in TERMINAL:
-                returned = asyncio.get_running_loop().time()
+                returned = loop.time()
                 if status != "completed":
                     raise RuntimeError(f"task {task.id} ended {status}")
                 return returned

@@ -27,6 +27,8 @@ from ._convert import MalformedResponseError, converter, structure_task
 from ._download import download_video, target_path
 from ._errors import APIError, ValidationError
 from ._http import Response, RetryPolicy, Transport, malformed
+from ._local_files import FILES_API_FORMATS
+from ._local_files import _sniff as sniff_image
 from ._poll import PollPolicy
 from ._results import Credits, Task, UploadedFile
 from ._watch import Watcher
@@ -41,13 +43,6 @@ _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._-]{16,96}")
 #: Submit times remembered so `wait(task)` after `submit` plans from the real
 #: start; bounded so a long-running process does not grow without end.
 _MAX_REMEMBERED_SUBMITS: Final = 50_000
-# Image formats the files API stores (API-NOTES: jpeg/png/gif/webp only).
-_IMAGE_MAGIC: Final = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 
 ProgressCallback = Callable[[Task], Any]
 
@@ -552,7 +547,7 @@ def _files_error(response: Response, what: str) -> APIError:
     message = data.get("msg") or data.get("message") or f"{what} failed"
     return APIError(
         str(message),
-        status=code if isinstance(code, int) and not isinstance(code, bool) else response.status,
+        status=response.status,
         code=code if isinstance(code, str | int) and not isinstance(code, bool) else None,
         request_id=response.request_id,
         body=data,
@@ -560,12 +555,9 @@ def _files_error(response: Response, what: str) -> APIError:
 
 
 def _image_type(data: bytes) -> str | None:
-    for magic, mime in _IMAGE_MAGIC:
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    """The MIME type of an image the files API stores, from its first bytes."""
+    kind = sniff_image(data[:32])
+    return f"image/{kind}" if kind in FILES_API_FORMATS else None
 
 
 def _check_idempotency_key(key: object) -> str:

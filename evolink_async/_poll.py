@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -108,41 +109,35 @@ _SQRT2 = math.sqrt(2.0)
 # -- PollPolicy ---------------------------------------------------------------
 
 
-def _check_number(name: str, value: object, rule: str, ok: bool) -> None:
-    """Raise naming field, value and rule unless `value` is a finite number and `ok`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not ok
-    ):
-        raise ValidationError(f"PollPolicy.{name}={value!r}: must be a finite number {rule}")
+def _finite(value: object) -> float | None:
+    """`value` as a finite float if it is a real number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        return None
+    return number if math.isfinite(number) else None
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _number(rule: str, test: Callable[[float], bool]) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator: a finite real number passing `test`, else a message with `rule`."""
+
+    def check(_: Any, attribute: attrs.Attribute[float], value: object) -> None:
+        number = _finite(value)
+        if number is None or not test(number):
+            raise ValidationError(
+                f"PollPolicy.{attribute.name}={value!r}: must be a finite number {rule}"
+            )
+
+    return check
 
 
-def _positive(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
-    _check_number(attribute.name, value, "> 0", _is_number(value) and value > 0)
-
-
-def _non_negative(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
-    _check_number(attribute.name, value, ">= 0", _is_number(value) and value >= 0)
-
-
-def _unit_fraction(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
-    ok = _is_number(value) and 0 <= value < 1
-    _check_number(attribute.name, value, ">= 0 and < 1", ok)
-
-
-def _share(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
-    ok = _is_number(value) and 0 < value <= 1
-    _check_number(attribute.name, value, "> 0 and <= 1 (a fraction of the estimate)", ok)
-
-
-def _at_least_one(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
-    _check_number(attribute.name, value, ">= 1", _is_number(value) and value >= 1)
+_positive = _number("> 0", lambda v: v > 0)
+_non_negative = _number(">= 0", lambda v: v >= 0)
+_unit_fraction = _number(">= 0 and < 1", lambda v: 0 <= v < 1)
+_share = _number("> 0 and <= 1 (a fraction of the estimate)", lambda v: 0 < v <= 1)
+_at_least_one = _number(">= 1", lambda v: v >= 1)
 
 
 def _boolean(_: Any, attribute: attrs.Attribute[bool], value: bool) -> None:
@@ -268,10 +263,8 @@ class PollState:
 
 def _usable_estimate(value: object) -> float | None:
     """A positive, finite number of seconds from `value`, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) and number > 0.0 else None
+    number = _finite(value)
+    return number if number is not None and number > 0.0 else None
 
 
 def _progress_level(progress: object) -> int:

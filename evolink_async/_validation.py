@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import socket
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -363,6 +364,12 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
     try:
         return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    # Resolvers also read legacy IPv4 forms ("127.1", "2130706433", "0x7f.1")
+    # as addresses: judge them as the address they stand for.
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
         return None  # a host name: not resolved here, the API resolves it
 
 

@@ -84,10 +84,8 @@ async def test_async_for_yields_in_completion_order(mock: MockEvoLink) -> None:
     jobs = [
         Job(Wan25ImageToVideo(prompt=f"p{n}", image_urls=["https://x.io/a.png"])) for n in range(8)
     ]
-    seen: list[JobOutcome] = []
     async with make_client(mock) as client:
-        async for outcome in client.batch(jobs, concurrency=8):
-            seen.append(outcome)
+        seen = [outcome async for outcome in client.batch(jobs, concurrency=8)]
     assert len(seen) == 8
     finishes = [mock.tasks[o.task.id].finishes_at for o in seen if o.task is not None]
     # Detection follows polling, so tasks finishing close together may come
@@ -146,10 +144,12 @@ async def test_429_on_creates_lowers_creates_in_flight(mock: MockEvoLink) -> Non
 
 async def test_402_stops_new_creates_and_watches_created_tasks() -> None:
     # Each wan2.5 create reserves 5 credits: room for 4 tasks.
-    async with MockEvoLink(time_scale=TIME_SCALE, credits=20.0) as mock:
-        async with make_client(mock) as client:
-            run = client.batch([wan(f"c-{n}") for n in range(10)], concurrency=1)
-            outcomes = await run.results()
+    async with (
+        MockEvoLink(time_scale=TIME_SCALE, credits=20.0) as mock,
+        make_client(mock) as client,
+    ):
+        run = client.batch([wan(f"c-{n}") for n in range(10)], concurrency=1)
+        outcomes = await run.results()
     created = [o for o in outcomes if o.task is not None]
     assert len(created) == 4
     assert all(o.ok for o in created)
@@ -264,12 +264,14 @@ async def test_downloads_land_inside_the_directory(mock: MockEvoLink, tmp_path: 
 
 async def test_expired_result_url_is_refreshed_before_download(tmp_path: Path) -> None:
     # Result links live 50 ms (the TTL is scaled like every mock duration).
-    async with MockEvoLink(time_scale=TIME_SCALE, result_ttl=0.05 / TIME_SCALE) as mock:
-        async with make_client(mock) as client:
-            params = {"prompt": "A cat", "image_urls": ["https://example.com/cat.png"]}
-            task = await client.generate(RawRequest("wan2.5-image-to-video", params))
-            await asyncio.sleep(0.08)
-            path = await client.download(task, tmp_path)
+    async with (
+        MockEvoLink(time_scale=TIME_SCALE, result_ttl=0.05 / TIME_SCALE) as mock,
+        make_client(mock) as client,
+    ):
+        params = {"prompt": "A cat", "image_urls": ["https://example.com/cat.png"]}
+        task = await client.generate(RawRequest("wan2.5-image-to-video", params))
+        await asyncio.sleep(0.08)
+        path = await client.download(task, tmp_path)
     assert path.read_bytes() == mock.video_bytes(task.id)
     assert mock.stats.expired_downloads >= 1
 

@@ -1015,3 +1015,19 @@ def test_raw_request_paths_are_uploaded_too(write: Callable[..., Path]) -> None:
         "images": [URL2, URL],
         "n": 1,
     }
+
+
+@pytest.mark.parametrize(
+    "host", ["127.1", "2130706433", "0x7f.0.0.1", "0177.0.0.1", "10.1", "192.168.1"]
+)
+def test_callback_to_a_loopback_or_private_address_in_legacy_form_is_refused(host: str) -> None:
+    from evolink_async.testing._rules import check_create
+
+    params = {
+        "prompt": "A cat",
+        "image_urls": ["https://example.com/cat.png"],
+        "callback_url": f"https://{host}/hook",
+    }
+    with pytest.raises(ValidationError, match="callback_url"):
+        build_request("wan2.5-image-to-video", params)
+    assert check_create({"model": "wan2.5-image-to-video", **params}) is not None

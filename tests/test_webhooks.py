@@ -23,19 +23,21 @@ TOKEN = "s3cret-callback-token"
 @pytest.fixture
 async def mock_and_client() -> AsyncIterator[tuple[MockEvoLink, EvoLinkClient, str]]:
     """A client, an aiohttp app with the callback route, and a mock that calls it."""
-    async with MockEvoLink(time_scale=TIME_SCALE, eta_bias=10.0) as mock:
-        async with make_client(mock) as client:
-            app = web.Application()
-            app.router.add_post("/evolink/callback", callback_handler(client, token=TOKEN))
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            url = f"http://127.0.0.1:{runner.addresses[0][1]}/evolink/callback"
-            try:
-                yield mock, client, url
-            finally:
-                await runner.cleanup()
+    async with (
+        MockEvoLink(time_scale=TIME_SCALE, eta_bias=10.0) as mock,
+        make_client(mock) as client,
+    ):
+        app = web.Application()
+        app.router.add_post("/evolink/callback", callback_handler(client, token=TOKEN))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/evolink/callback"
+        try:
+            yield mock, client, url
+        finally:
+            await runner.cleanup()
 
 
 async def test_callback_route_wakes_the_waiter(

@@ -47,6 +47,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -230,7 +231,11 @@ def _callback_url(name: str, value: Any) -> Violation | None:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return None  # a host name: not resolved, accepted
+        try:
+            # Legacy IPv4 forms ("127.1", "2130706433") are addresses too.
+            ip = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None  # a host name: not resolved, accepted
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified:
