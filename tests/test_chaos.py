@@ -60,7 +60,10 @@ async def test_a_thousand_jobs_under_every_fault(tmp_path: Path) -> None:
             mock, retry=retry, poll=poll, timeout=0.3, max_concurrency=64
         ) as client:
             run = client.batch(
-                (job(n) for n in range(JOBS)), concurrency=64, journal=tmp_path / "j", download_dir=out
+                (job(n) for n in range(JOBS)),
+                concurrency=64,
+                journal=tmp_path / "j",
+                download_dir=out,
             )
             outcomes = await run.results()
             leftover = {t.get_name() for t in asyncio.all_tasks()} & {
@@ -100,8 +103,6 @@ async def test_a_thousand_jobs_under_every_fault(tmp_path: Path) -> None:
     assert run.stats.completed == states["completed"]
     assert run.stats.failed == states["failed"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"chaos-{n:04d}.mp4"
-        for n, o in enumerate(outcomes)
-        if o.ok
+        f"chaos-{n:04d}.mp4" for n, o in enumerate(outcomes) if o.ok
     )
     assert not leftover
