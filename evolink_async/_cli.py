@@ -5,12 +5,13 @@ One function per subcommand adds its parser (`_add_<command>`) and one runs
 it (`_run_<command>`), so each command can grow on its own. `models` and
 `validate` work offline; `task` and `credits` call the API (key and base URL
 from options or the environment); `mock-server` runs the fake API; `demo`
-hands over to `evolink_async._demo.main(args)`. `batch` answers "not
-available yet" until the batch runner lands.
+hands over to `evolink_async._demo.main(args)`; `batch` to
+`evolink_async._cli_batch.run(args)`.
 
-Exit codes: 0 success, 1 the input has problems (`validate`) or the API
-refused (`task`, `credits`), 2 usage errors
-(bad arguments, unreadable file, unavailable command).
+Exit codes: 0 success, 1 the input has problems (`validate`), the API
+refused (`task`, `credits`) or a job did not complete (`batch`), 2 usage
+errors (bad arguments, unreadable file, unavailable command), 130
+interrupted (`batch`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ __all__ = ["JobCheck", "check_job_lines", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-#: Keys of a job line that are not request fields.
-_JOB_KEYS = ("id", "model")
+#: Keys of a job line that are not request fields (as the batch runner reads them).
+_JOB_KEYS = ("id", "model", "metadata")
 
 _JSON_TYPES: dict[type, str] = {
     list: "an array",
@@ -92,14 +93,71 @@ def _not_available(args: argparse.Namespace) -> int:
 
 
 def _add_batch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("batch", help="run every job of a JSONL file")
+    parser = commands.add_parser(
+        "batch",
+        help="run every job of a JSONL file",
+        description=(
+            "Create, watch and (with --download) download every job of JOBS.jsonl "
+            '(one JSON object per line: {"id": ..., "model": ..., "metadata": {...}, '
+            "<the model's fields>}; blank lines and # comments are skipped). "
+            "Every task id is journalled as it is created (by default in "
+            "JOBS.jsonl.journal beside the file), so an interrupted run picks up "
+            "where it stopped when run again with the same journal, without "
+            "creating or paying for any task twice. Ctrl-C stops starting jobs "
+            "and prints how to resume; Ctrl-C again quits at once. "
+            "Exit codes: 0 every job completed, 1 some job did not, "
+            "2 usage error (nothing was sent), 130 interrupted."
+        ),
+    )
     parser.add_argument("jobs", metavar="JOBS.jsonl", help="one job per line")
-    parser.add_argument("--out", metavar="PATH", help="write one result per line here")
-    parser.add_argument("--concurrency", type=int, metavar="N", help="jobs in flight at once")
-    parser.add_argument("--journal", metavar="PATH", help="task ids, for resuming")
+    parser.add_argument(
+        "--out", metavar="PATH", help="write one JSON result per job here, as each finishes"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, metavar="N", help="creates in flight at once (default 16)"
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="the resume journal (default: JOBS.jsonl.journal; with --mock: none)",
+    )
     parser.add_argument("--download", metavar="DIR", help="download every video here")
-    parser.add_argument("--mock", action="store_true", help="run against the embedded mock")
-    parser.set_defaults(handler=_not_available, command_name="batch")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="check every line first; any bad line fails the run before anything is sent",
+    )
+    parser.add_argument(
+        "--mock", action="store_true", help="run against an embedded mock server (no key)"
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="X",
+        help=(
+            "clock of the mock: with --mock (default 0.02: a 165 s task takes 3.3 s), or the "
+            "X given to a `mock-server --time-scale X` at --base-url; polling is scaled to match"
+        ),
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stdout is not a terminal (default 5)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print every job as it ends, not only failures"
+    )
+    _add_api_options(parser)
+    parser.set_defaults(handler=_run_batch, command_name="batch")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    # Imported lazily: the batch command pulls in the client and the mock server.
+    from . import _cli_batch
+
+    return _cli_batch.run(args)
 
 
 # ---------------------------------------------------------------- demo

@@ -1,126 +1,344 @@
 """
-`evolink-async demo`: generations against the embedded mock server.
+`evolink-async demo`: the batch runner on the example jobs, against an embedded mock.
 
-No key and no network: a `MockEvoLink` runs on loopback with time scaled down,
-so minutes of generation take seconds.
+What a new user sees first. The example jobs (24 across all five models; one
+refused by the content policy, one with an unreadable image, one cancelled)
+run through the same code as `evolink-async batch JOBS --mock --download DIR`:
+live progress, a line per job, results and downloads; then a summary per
+model (jobs, outcomes, status polls, credits) and what to try next.
+
+No key and no network: a `MockEvoLink` runs on loopback with its clock 50x
+fast, so minutes of generation take seconds.
+
+Where the jobs come from: `examples/jobs.jsonl` of the source checkout the
+package runs from (so editing that file changes the demo). An installed wheel
+has no `examples/` (the build ships the package only), so the module carries
+the same lines in `EMBEDDED_JOBS`; a test keeps the two identical. Videos go
+to a temporary directory, are checked byte for byte against what the mock
+served, and are removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import math
+import os
 import sys
+import tempfile
 import time
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Final, TextIO
 
+import attrs
+
+from ._batch import JobOutcome
+from ._cli_batch import (
+    EXIT_INTERRUPTED,
+    Display,
+    ResultsFile,
+    RichDisplay,
+    count_jobs,
+    credits_text,
+    execute,
+    make_display,
+    scaled_poll,
+)
 from ._client import EvoLinkClient
-from ._errors import EvoLinkError, TaskFailedError
-from ._poll import PollPolicy
-from ._results import Task
+from ._models import MODELS
 
-__all__ = ["main"]
+__all__ = ["EMBEDDED_JOBS", "EXAMPLE_JOBS", "main", "run_demo"]
 
 #: The mock runs this much faster than real time: a 165 s task takes 3.3 s.
-DEMO_TIME_SCALE = 0.02
+DEMO_TIME_SCALE: Final = 0.02
+#: The example jobs in a source checkout.
+EXAMPLE_JOBS: Final = Path(__file__).resolve().parent.parent / "examples" / "jobs.jsonl"
+#: Seconds between progress lines when stdout is not a terminal.
+_PLAIN_PROGRESS_EVERY: Final = 1.5
+#: The poll loop a naive client would run, for comparison (the API's own
+#: examples poll every few seconds; 2 s is also `PollPolicy.min_interval`).
+_NAIVE_POLL_SECONDS: Final = 2.0
 
-DEMO_JOBS: list[tuple[str, dict[str, Any]]] = [
-    (
-        "seedance-2.0-image-to-video",
-        {
-            "prompt": "The camera slowly pushes in and the grass sways in the wind",
-            "image_urls": ["https://example.com/meadow.jpg"],
-            "duration": 5,
-        },
-    ),
-    (
-        "seedance-2.0-fast-image-to-video",
-        {
-            "prompt": "A smooth transition from sunrise to sunset over the ocean",
-            "image_urls": ["https://example.com/sunrise.jpg", "https://example.com/sunset.jpg"],
-            "aspect_ratio": "adaptive",
-        },
-    ),
-    (
-        "happyhorse-1.0-image-to-video",
-        {"prompt": "Make the cat run on the grass", "image_urls": ["https://example.com/cat.png"]},
-    ),
-    (
-        "wan2.7-image-to-video",
-        {
-            "prompt": "A cat playing piano",
-            "image_start": "https://example.com/first_frame.jpg",
-            "generation_mode": "first_frame",
-        },
-    ),
-    (
-        "wan2.5-image-to-video",
-        {
-            "prompt": "A paper boat drifts down a rainy street",
-            "image_urls": ["https://example.com/boat.png"],
-        },
-    ),
-    (
-        "seedance-2.0-image-to-video",
-        {
-            "prompt": "mock:fail=content_policy_violation a request the provider refuses",
-            "image_urls": ["https://example.com/refused.jpg"],
-        },
-    ),
-]
+#: A copy of examples/jobs.jsonl for installs without the examples directory.
+EMBEDDED_JOBS: Final = """\
+# Example jobs for `evolink-async batch` (and what `evolink-async demo` runs against the mock).
+# One JSON object per line: {"id": ..., "model": ..., "metadata": {...}, <the model's fields>}.
+# Blank lines and lines starting with # are skipped. `mock:fail=<code>` / `mock:cancel` in a
+# prompt make the mock server fail / cancel that task (the real API just sees a prompt).
+{"id": "sunrise-pan-01", "model": "seedance-2.0-image-to-video", "prompt": "The camera pans slowly across a misty valley as the sun rises", "image_urls": ["https://example.com/valley.jpg"], "duration": 5, "metadata": {"campaign": "spring"}}
+{"id": "meadow-push-02", "model": "seedance-2.0-image-to-video", "prompt": "The camera slowly pushes in and the grass sways in the wind", "image_urls": ["https://example.com/meadow.jpg"], "quality": "480p"}
+{"id": "city-night-03", "model": "seedance-2.0-image-to-video", "prompt": "Neon signs flicker on as rain starts to fall on a busy street", "image_urls": ["https://example.com/street.jpg"], "aspect_ratio": "9:16", "generate_audio": false}
+{"id": "bloom-timelapse-04", "model": "seedance-2.0-image-to-video", "prompt": "A flower bud opens into full bloom", "image_urls": ["https://example.com/bud.jpg", "https://example.com/bloom.jpg"], "aspect_ratio": "1:1", "duration": 6}
+{"id": "ocean-day-05", "model": "seedance-2.0-fast-image-to-video", "prompt": "A smooth transition from sunrise to sunset over the ocean", "image_urls": ["https://example.com/sunrise.jpg", "https://example.com/sunset.jpg"], "aspect_ratio": "adaptive"}
+{"id": "kite-beach-06", "model": "seedance-2.0-fast-image-to-video", "prompt": "A red kite dances above the dunes", "image_urls": ["https://example.com/kite.jpg"], "duration": 4}
+{"id": "coffee-pour-07", "model": "seedance-2.0-fast-image-to-video", "prompt": "Slow motion: milk swirls into a cup of coffee", "image_urls": ["https://example.com/coffee.jpg"], "quality": "480p", "metadata": {"client": "cafe-42"}}
+{"id": "skyline-dolly-08", "model": "seedance-2.0-fast-image-to-video", "prompt": "A drone glides between glass towers at golden hour", "image_urls": ["https://example.com/skyline.jpg"], "aspect_ratio": "21:9"}
+{"id": "cat-run-09", "model": "happyhorse-1.0-image-to-video", "prompt": "Make the cat run on the grass", "image_urls": ["https://example.com/cat.png"]}
+{"id": "horse-gallop-10", "model": "happyhorse-1.0-image-to-video", "prompt": "A white horse gallops along the shoreline", "image_urls": ["https://example.com/horse.png"], "quality": "1080p", "seed": 42}
+{"id": "lantern-float-11", "model": "happyhorse-1.0-image-to-video", "image_urls": ["https://example.com/lanterns.png"], "duration": 4}
+{"id": "piano-cat-12", "model": "wan2.7-image-to-video", "prompt": "A cat playing piano", "image_start": "https://example.com/first_frame.jpg", "generation_mode": "first_frame"}
+{"id": "day-to-night-13", "model": "wan2.7-image-to-video", "prompt": "The square turns from day to night", "image_start": "https://example.com/square-day.jpg", "image_end": "https://example.com/square-night.jpg", "generation_mode": "first_last_frame", "quality": "1080p"}
+{"id": "waves-continue-14", "model": "wan2.7-image-to-video", "prompt": "The waves keep rolling in", "video_urls": ["https://example.com/waves.mp4"], "generation_mode": "video_continuation"}
+{"id": "forest-fog-15", "model": "wan2.7-image-to-video", "prompt": "Fog drifts between tall pine trees", "negative_prompt": "people, text", "image_start": "https://example.com/forest.jpg", "seed": 7, "duration": 4}
+{"id": "paper-boat-16", "model": "wan2.5-image-to-video", "prompt": "A paper boat drifts down a rainy street", "image_urls": ["https://example.com/boat.png"]}
+{"id": "snow-village-17", "model": "wan2.5-image-to-video", "prompt": "Snow falls gently over a quiet mountain village", "image_urls": ["https://example.com/village.png"], "duration": 5}
+{"id": "robot-wave-18", "model": "wan2.5-image-to-video", "prompt": "A small robot waves hello", "image_urls": ["https://example.com/robot.png"], "metadata": {"campaign": "launch"}}
+{"id": "firework-show-19", "model": "wan2.5-image-to-video", "prompt": "Fireworks burst over the harbour", "image_urls": ["https://example.com/harbour.png"], "duration": 10}
+{"id": "refused-prompt-20", "model": "seedance-2.0-image-to-video", "prompt": "mock:fail=content_policy_violation A request the provider refuses", "image_urls": ["https://example.com/refused.jpg"]}
+{"id": "broken-image-21", "model": "happyhorse-1.0-image-to-video", "prompt": "mock:fail=image_processing_error An image the provider cannot read", "image_urls": ["https://example.com/corrupt.png"]}
+{"id": "cancelled-22", "model": "wan2.5-image-to-video", "prompt": "mock:cancel A task cancelled before it finished", "image_urls": ["https://example.com/cancel.png"]}
+{"id": "balloon-rise-23", "model": "seedance-2.0-fast-image-to-video", "prompt": "Hot air balloons rise over the valley at dawn", "image_urls": ["https://example.com/balloons.jpg"], "duration": 5}
+{"id": "train-window-24", "model": "wan2.7-image-to-video", "prompt": "Countryside rushes past a train window", "image_start": "https://example.com/train.jpg", "prompt_extend": true}
+"""  # noqa: E501 -- JSONL: one job per line, as in the file
+
+
+@attrs.define(kw_only=True)
+class _ModelRow:
+    jobs: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    polls: int = 0
+    naive_polls: int = 0
+    credits: float = 0.0
 
 
 def main(args: argparse.Namespace | None = None) -> int:
-    """Run the demo; the exit code is 0 when it ran (failed jobs are part of it)."""
-    return asyncio.run(run_demo(sys.stdout))
+    """Run the demo; 0 when it ran to the end (its failed jobs are part of the show)."""
+    try:
+        return asyncio.run(run_demo(sys.stdout))
+    except KeyboardInterrupt:
+        print("\nevolink-async demo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _jobs_file(scratch: Path) -> tuple[Path, str]:
+    """(the jobs file to run, how to name it to the user)."""
+    if EXAMPLE_JOBS.is_file():
+        try:
+            shown = os.path.relpath(EXAMPLE_JOBS)
+        except ValueError:  # another drive (Windows)
+            shown = str(EXAMPLE_JOBS)
+        return EXAMPLE_JOBS, shown if not shown.startswith("..") else str(EXAMPLE_JOBS)
+    copy = scratch / "jobs.jsonl"
+    copy.write_text(EMBEDDED_JOBS, encoding="utf-8")
+    return copy, "the built-in example jobs"
 
 
 async def run_demo(out: TextIO) -> int:
-    """Generate the demo jobs against an embedded mock and report each one."""
+    """Run the example jobs against an embedded mock, with progress and a summary."""
     from .testing import MockEvoLink
 
     started = time.monotonic()
-    async with MockEvoLink(time_scale=DEMO_TIME_SCALE, seed=7) as mock:
-        poll = PollPolicy(
-            min_interval=2.0 * DEMO_TIME_SCALE,
-            max_interval=60.0 * DEMO_TIME_SCALE,
-            default_estimate=120.0 * DEMO_TIME_SCALE,
+    with tempfile.TemporaryDirectory(prefix="evolink-demo-") as scratch:
+        root = Path(scratch)
+        jobs, shown = _jobs_file(root)
+        total = count_jobs(jobs)
+        display = make_display(
+            out, every=_PLAIN_PROGRESS_EVERY, verbose=True, title="evolink-async demo"
         )
-        print(f"EvoLink mock server on {mock.url} (time x{1 / DEMO_TIME_SCALE:g})", file=out)
-        async with EvoLinkClient(
-            mock.api_key, base_url=mock.url, files_base_url=mock.url, poll=poll
-        ) as client:
-            results = await asyncio.gather(
-                *(
-                    _one(client, n, model, params, out)
-                    for n, (model, params) in enumerate(DEMO_JOBS)
+        display.paths_relative_to = root
+        _intro(display, total, shown)
+        outcomes: list[JobOutcome] = []
+        async with MockEvoLink(time_scale=DEMO_TIME_SCALE, seed=7) as mock:
+            async with EvoLinkClient(
+                mock.api_key,
+                base_url=mock.url,
+                files_base_url=mock.url,
+                poll=scaled_poll(DEMO_TIME_SCALE),
+            ) as client:
+                report = await execute(
+                    client,
+                    jobs,
+                    display=display,
+                    results=ResultsFile(root / "results.jsonl"),
+                    download=root / "videos",
+                    total=total,
+                    on_outcome=outcomes.append,
                 )
-            )
-        ok = sum(results)
-        polls = mock.stats.requests["GET /v1/tasks/{id}"]
+            rows = _rows(outcomes, mock)
+            verified, size = _verify(outcomes, mock)
+            polls = sum(len(times) for times in mock.stats.polls.values())
         elapsed = time.monotonic() - started
-        print(
-            f"\n{ok} of {len(results)} generations completed, {len(results) - ok} failed; "
-            f"{polls} status polls for {len(results)} tasks in {elapsed:.1f}s",
-            file=out,
-        )
+        _summary(display, rows, verified=verified, size=size, polls=polls, elapsed=elapsed)
+        if report.interrupted:
+            display.print("Interrupted: the demo's mock server is gone; run it again any time.")
+            return EXIT_INTERRUPTED
+        _next_steps(display, shown if EXAMPLE_JOBS.is_file() else "my-jobs.jsonl")
     return 0
 
 
-async def _one(
-    client: EvoLinkClient, n: int, model: str, params: dict[str, Any], out: TextIO
-) -> bool:
-    label = f"[{n + 1}] {model:<34}"
+def _intro(display: Display, total: int, shown: str) -> None:
+    scale = 1 / DEMO_TIME_SCALE
+    lines = [
+        f"evolink-async demo: {total} video jobs from {shown}, across all {len(MODELS)} models,",
+        "run by the batch runner against an embedded mock of the EvoLink API (no key, no",
+        f"network; its clock runs {scale:g}x fast, so a 165 s generation takes "
+        f"{165 * DEMO_TIME_SCALE:.1f} s).",
+        "Watch it create, poll, download and journal; two jobs fail and one is cancelled",
+        "on purpose, to show what that looks like.",
+        "",
+    ]
+    for line in lines:
+        display.print(line, "bold" if line.startswith("evolink-async demo") else "")
 
-    def progress(task: Task) -> None:
-        print(f"{label} {task.status.value:<10} {task.progress:>3}%", file=out)
 
-    try:
-        task = await client.generate(model, on_progress=progress, **params)
-    except TaskFailedError as exc:
-        print(f"{label} failed     [{exc.code}] {exc.message}", file=out)
-        return False
-    except EvoLinkError as exc:
-        print(f"{label} error      {exc}", file=out)
-        return False
-    print(f"{label} completed  -> {task.video_url}", file=out)
-    return True
+def _rows(outcomes: list[JobOutcome], mock: object) -> dict[str, _ModelRow]:
+    from .testing import MockEvoLink
+
+    assert isinstance(mock, MockEvoLink)
+    rows: dict[str, _ModelRow] = collections.defaultdict(_ModelRow)
+    for outcome in outcomes:
+        row = rows[outcome.job.request.model]
+        row.jobs += 1
+        task = outcome.task
+        if outcome.ok:
+            row.completed += 1
+        elif task is not None and task.status.value == "cancelled":
+            row.cancelled += 1
+        else:
+            row.failed += 1
+        if task is None:
+            continue
+        row.polls += len(mock.stats.polls.get(task.id, ()))
+        planned = mock.tasks.get(task.id)
+        if planned is not None:
+            # A loop polling every 2 s of API time until the task ended.
+            run_time = (planned.finishes_at - planned.created_at) / DEMO_TIME_SCALE
+            row.naive_polls += max(1, math.ceil(run_time / _NAIVE_POLL_SECONDS))
+        if task.usage is not None and task.usage.credits_used:
+            row.credits += task.usage.credits_used
+    return dict(sorted(rows.items()))
+
+
+def _verify(outcomes: list[JobOutcome], mock: object) -> tuple[int, int]:
+    """(downloaded files whose bytes match what the mock served, their total size)."""
+    from .testing import MockEvoLink
+
+    assert isinstance(mock, MockEvoLink)
+    verified = size = 0
+    for outcome in outcomes:
+        if outcome.path is None or outcome.task is None:
+            continue
+        data = outcome.path.read_bytes()
+        if data == mock.video_bytes(outcome.task.id):
+            verified += 1
+            size += len(data)
+    return verified, size
+
+
+def _summary(
+    display: Display,
+    rows: dict[str, _ModelRow],
+    *,
+    verified: int,
+    size: int,
+    polls: int,
+    elapsed: float,
+) -> None:
+    total = _ModelRow()
+    for row in rows.values():
+        for field in attrs.fields(_ModelRow):
+            setattr(total, field.name, getattr(total, field.name) + getattr(row, field.name))
+    header = ["model", "jobs", "ok", "failed", "cancelled", "polls", "per job", "credits"]
+    table = [
+        [
+            model,
+            str(row.jobs),
+            str(row.completed),
+            str(row.failed),
+            str(row.cancelled),
+            str(row.polls),
+            f"{row.polls / row.jobs:.1f}" if row.jobs else "-",
+            credits_text(row.credits),
+        ]
+        for model, row in rows.items()
+    ]
+    footer = [
+        "all models",
+        str(total.jobs),
+        str(total.completed),
+        str(total.failed),
+        str(total.cancelled),
+        str(total.polls),
+        f"{total.polls / total.jobs:.1f}" if total.jobs else "-",
+        credits_text(total.credits),
+    ]
+    display.print("")
+    if isinstance(display, RichDisplay):
+        _rich_table(display, header, table, footer)
+    else:
+        _plain_table(display, header, table, footer)
+    display.print("")
+    tasks = total.jobs
+    display.print(
+        f"{total.completed} of {tasks} generations completed, {total.failed} failed, "
+        f"{total.cancelled} cancelled; {polls} status polls for {tasks} tasks in {elapsed:.1f}s",
+        "bold",
+    )
+    display.print(
+        f"Polling: {polls / max(tasks, 1):.1f} polls per task, planned from each task's "
+        f"estimate (a fixed {_NAIVE_POLL_SECONDS:g} s loop: ~{total.naive_polls:,})."
+    )
+    display.print(
+        f"Downloads: {verified} videos, {size / (1024 * 1024):.1f} MB, identical to what the "
+        "server sent; each written atomically."
+    )
+    display.print("")
+
+
+def _plain_table(
+    display: Display, header: list[str], rows: list[list[str]], footer: list[str]
+) -> None:
+    every = [header, *rows, footer]
+    widths = [max(len(row[i]) for row in every) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  " + "  ".join([first, *rest])
+
+    display.print(line(header))
+    display.print("  " + "  ".join("-" * width for width in widths))
+    for row in rows:
+        display.print(line(row))
+    display.print("  " + "  ".join("-" * width for width in widths))
+    display.print(line(footer))
+
+
+def _rich_table(
+    display: RichDisplay, header: list[str], rows: list[list[str]], footer: list[str]
+) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_footer=True, pad_edge=False)
+    for index, (name, total) in enumerate(zip(header, footer, strict=True)):
+        table.add_column(
+            name,
+            footer=total,
+            justify="left" if index == 0 else "right",
+            no_wrap=True,
+            min_width=max(len(row[index]) for row in [header, *rows, footer]),
+            style={"ok": "green", "failed": "red", "cancelled": "yellow"}.get(name),
+            footer_style="bold",
+        )
+    for row in rows:
+        table.add_row(*row)
+    display.console.print(table)
+
+
+def _next_steps(display: Display, jobs: str) -> None:
+    steps = [
+        (f"evolink-async validate {jobs}", "check a jobs file; sends nothing"),
+        ("evolink-async models", "every model's fields, defaults and limits"),
+        (f"evolink-async batch {jobs} --mock --download out/videos --out out/results.jsonl", ""),
+        ("evolink-async mock-server --time-scale 0.02", "a local API to test your own code"),
+        ("export EVOLINK_API_KEY=sk-...", "then for real (Ctrl-C stops; run again to resume):"),
+        ("evolink-async batch my-jobs.jsonl --download out/videos --out results.jsonl", ""),
+    ]
+    width = max(len(command) for command, what in steps if what)
+    display.print("Try next:", "bold")
+    for command, what in steps:
+        display.print(f"  {command:<{width}}  # {what}" if what else f"  {command}", "cyan")

@@ -425,9 +425,11 @@ class Transport:
                 retry_after = parse_retry_after(resp_headers.get("Retry-After"))
                 if retry_after is None and status in (429, 503):
                     retry_after = _hint_seconds(failure.fallback_suggestion, failure.message)
+                if retry_after is not None and retry_after > policy.max_retry_after:
+                    # Waiting that long is the caller's call, not ours: say
+                    # so now rather than sleep for hours (or a year).
+                    raise failure
                 if status == 429 and retry_after is not None:
-                    if retry_after > policy.max_retry_after:
-                        raise failure
                     self.pause_for(retry_after)
             if attempt > max_retries:
                 raise failure

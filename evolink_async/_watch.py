@@ -588,7 +588,9 @@ class Watcher:
             entry.errors += 1
             wait = min(policy.max_interval, policy.min_interval * 2 ** min(entry.errors, 16))
             if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-                wait = max(wait, exc.retry_after)
+                # Honour the server's pause, but never past the policy's
+                # ceiling: a Retry-After of a year must not park a wait.
+                wait = min(policy.max_interval, max(wait, exc.retry_after))
             wait *= 1 + policy.jitter * (2 * self._u() - 1)
             self._schedule(entry, now + max(policy.min_interval, wait))
 

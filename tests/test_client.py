@@ -298,6 +298,16 @@ async def test_huge_retry_after_raises_at_once_with_the_advice(mock: MockEvoLink
     assert mock.stats.requests[CREATE] == 1
 
 
+async def test_5xx_with_an_absurd_retry_after_is_raised_not_slept_on(mock: MockEvoLink) -> None:
+    mock.inject(Fault.SERVER_ERROR, route=GET_TASK, status=503, retry_after="1e9")
+    async with make_client(mock) as client:
+        started = time.monotonic()
+        with pytest.raises(ServerError):
+            await client.get_task("task-unified-1774857405-abc123")
+    assert time.monotonic() - started < 1.0
+    assert mock.stats.requests[GET_TASK] == 1
+
+
 async def test_dropped_get_is_retried(mock: MockEvoLink, client: EvoLinkClient) -> None:
     task = await client.submit(raw_seedance())
     mock.inject(Fault.DROP_BEFORE, route=GET_TASK, times=2)
