@@ -53,8 +53,10 @@ from ._download import download_video, safe_filename
 from ._errors import (
     APIConnectionError,
     APIError,
+    ClientClosedError,
     EvoLinkError,
     InsufficientCreditsError,
+    NotFoundError,
     RateLimitError,
     ServerError,
     TaskCancelledError,
@@ -394,6 +396,8 @@ class BatchRun:
         assert self._send is not None
         send = self._send
         try:
+            # A run that fails before its task group still ends the stream,
+            # so the consumer sees the error instead of waiting forever.
             self._journal = await self._open_journal()
             async with send, anyio.create_task_group() as group:
                 group.start_soon(self._finisher, group, send)
@@ -409,6 +413,7 @@ class BatchRun:
             self._error = exc
             raise
         finally:
+            send.close()
             self.stats.finished_at = time.monotonic()
             watcher = self._client._watcher
             for active in list(self._active.values()):
@@ -508,8 +513,7 @@ class BatchRun:
         if entry is not None and entry.outcome is not None:
             return await self._resumed(job, index, entry)
         if entry is not None and entry.task_id is not None:
-            self._watch(job, index, entry.idempotency_key, entry.task_id, None)
-            return None
+            return self._watch(job, index, entry.idempotency_key, entry.task_id, None)
         if self._stop_reading:
             return JobOutcome(job=job, error=_not_submitted(self.stats.stopped_reason), index=index)
         key = entry.idempotency_key if entry is not None else _new_key()
@@ -536,22 +540,30 @@ class BatchRun:
         else:
             self._limiter.increase()
         await journal.created(job_id, task.id)
-        self._watch(job, index, key, task.id, task)
-        return None
+        return self._watch(job, index, key, task.id, task)
 
-    def _watch(self, job: Job, index: int, key: str, task_id: str, task: Task | None) -> None:
+    def _watch(
+        self, job: Job, index: int, key: str, task_id: str, task: Task | None
+    ) -> JobOutcome | None:
+        """Hand the task to the watcher; an outcome only if that is impossible."""
         assert job.id is not None
         active = _Active(job=job, index=index, key=key)
         self._active[job.id] = active
+        try:
+            active.entry = self._client._watcher.watch(
+                task_id,
+                initial=task,
+                started_at=self._client._submitted.get(task_id),
+                listener=self._listener(active),
+            )
+        except ClientClosedError as exc:
+            # The task id is journalled: a re-run re-attaches to it.
+            del self._active[job.id]
+            return JobOutcome(job=job, task=task, error=exc, index=index)
         self.stats.submitted += 1
         if task is not None and task.usage is not None and task.usage.credits_reserved:
             self.stats.credits_reserved += task.usage.credits_reserved
-        active.entry = self._client._watcher.watch(
-            task_id,
-            initial=task,
-            started_at=self._client._submitted.get(task_id),
-            listener=self._listener(active),
-        )
+        return None
 
     def _listener(self, active: _Active) -> Callable[[_Entry], None]:
         if active.callback is None:
@@ -603,7 +615,8 @@ class BatchRun:
                     error = exc
             self._count(task, error)
             assert self._journal is not None
-            await self._journal.finished(active.job.id, _record(active.job, task, error, path))
+            if _final(error):
+                await self._journal.finished(active.job.id, _record(active.job, task, error, path))
             self._active.pop(active.job.id, None)
             self._active_changed.set()
             await send.send(
@@ -744,6 +757,17 @@ def _worth_resending(error: EvoLinkError) -> bool:
     """True when a re-run should send the create again (with the same key)."""
     return isinstance(error, ServerError | RateLimitError | APIConnectionError) or (
         isinstance(error, APIError) and error.status in (0, 401, 403, 408, 409)
+    )
+
+
+def _final(error: EvoLinkError | None) -> bool:
+    """
+    True when an outcome is final for the journal; otherwise a re-run
+    re-attaches to the task (the wait ended for a reason of this run: the
+    client closed, a key was refused, the download failed).
+    """
+    return error is None or isinstance(
+        error, TaskFailedError | TaskCancelledError | NotFoundError | ValidationError
     )
 
 

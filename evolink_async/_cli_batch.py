@@ -745,7 +745,8 @@ class RichDisplay(Display):
             count += f"  {100 * done // max(total, 1):>3}%"
         eta = progress.eta()
         if finished:
-            timing = f"done in {_seconds(stats.elapsed)}"
+            verb = "stopped after" if progress.stopping else "done in"
+            timing = f"{verb} {_seconds(stats.elapsed)}"
         elif eta is not None:
             timing = f"{_seconds(stats.elapsed)} elapsed, ~{_seconds(eta)} left"
         else:
@@ -960,11 +961,14 @@ def _summary(report: BatchReport, options: Options) -> list[tuple[str, str]]:
         counts.append(f"{progress.skipped} bad lines skipped")
     jobs = report.outcomes + progress.skipped
     style = "bold green" if report.exit_code == EXIT_OK else "bold red"
+    headline = f"{jobs} jobs in {_seconds(stats.elapsed)}: "
     if report.interrupted:
         style = "bold yellow"
+        of = f" of {progress.total}" if progress.total is not None else ""
+        headline = f"Interrupted after {_seconds(stats.elapsed)}: {jobs}{of} jobs ended: "
     lines = [
         ("", ""),
-        (f"{jobs} jobs in {_seconds(stats.elapsed)}: " + ", ".join(counts), style),
+        (headline + ", ".join(counts), style),
         (
             f"credits: {credits_text(stats.credits_reserved)} reserved, "
             f"{credits_text(stats.credits_used)} used",
@@ -989,6 +993,11 @@ def _interrupt_hint(options: Options, stats: BatchStats, total: int | None) -> s
     left = []
     if stats.pending:
         left.append(f"{stats.pending} tasks still running on the server")
+    unanswered = stats.read - stats.submitted - stats.errors - stats.resumed
+    if unanswered > 0:
+        # Journalled with their Idempotency-Keys: a resume re-sends them, and
+        # the server replays any it had already made.
+        left.append(f"{unanswered} creates unanswered")
     if total is not None and total > stats.read:
         left.append(f"{total - stats.read} jobs not started")
     if left:

@@ -25,7 +25,7 @@ from . import _models
 from ._batch import DEFAULT_MAX_ACTIVE, BatchRun, JobSource
 from ._convert import MalformedResponseError, converter, structure_task
 from ._download import download_video, target_path
-from ._errors import APIError, ValidationError
+from ._errors import APIError, ClientClosedError, ValidationError
 from ._http import Response, RetryPolicy, Transport, malformed
 from ._local_files import FILES_API_FORMATS
 from ._local_files import _sniff as sniff_image
@@ -148,7 +148,7 @@ class EvoLinkClient:
 
     async def __aenter__(self) -> Self:
         if self.closed:
-            raise RuntimeError("this EvoLinkClient is closed; create a new one")
+            raise ClientClosedError("this EvoLinkClient is closed; create a new one")
         return self
 
     async def __aexit__(

@@ -18,6 +18,7 @@ The whole tree::
     │   └── ServerError                5xx
     ├── APIConnectionError                      network failure after retries
     │   └── APITimeoutError
+    ├── ClientClosedError (also RuntimeError)   the client was closed
     ├── TaskFailedError                         .task .code .message .retryable
     ├── TaskCancelledError                      .task
     └── WaitTimeoutError (also TimeoutError)    .task (last snapshot)
@@ -44,6 +45,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "EvoLinkError",
     "IdempotencyConflictError",
     "InsufficientCreditsError",
@@ -239,6 +241,14 @@ class APIConnectionError(EvoLinkError):
 
 class APITimeoutError(APIConnectionError):
     """The request timed out, even after every retry."""
+
+
+class ClientClosedError(EvoLinkError, RuntimeError):
+    """
+    The `EvoLinkClient` is closed: it was used after `aclose()`, or closed
+    while a wait was in progress. A closed client is not reopened; make a new
+    one.
+    """
 
 
 class TaskFailedError(EvoLinkError):

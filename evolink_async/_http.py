@@ -41,6 +41,7 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     IdempotencyConflictError,
     InsufficientCreditsError,
     NotFoundError,
@@ -267,7 +268,7 @@ class Transport:
     def _bind(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         """The session and semaphore, made on first use inside the running loop."""
         if self.closed:
-            raise RuntimeError(
+            raise ClientClosedError(
                 "this EvoLinkClient is closed; create a new one (a closed client is not reopened)"
             )
         loop = asyncio.get_running_loop()

@@ -48,6 +48,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     EvoLinkError,
     NotFoundError,
     PermissionDeniedError,
@@ -90,6 +91,7 @@ class _Entry:
         "due",
         "error",
         "errors",
+        "hinted",
         "interval",
         "last_poll",
         "latest",
@@ -117,6 +119,7 @@ class _Entry:
         self.errors = 0
         self.malformed = 0
         self.polling = False
+        self.hinted = False
         self.needs_origin = False
         self.scope: anyio.CancelScope | None = None
 
@@ -248,7 +251,7 @@ class Watcher:
         the task is finished (`outcome_of(entry)` then gives the result).
         """
         if self._closed:
-            raise RuntimeError("this EvoLinkClient is closed")
+            raise ClientClosedError("this EvoLinkClient is closed; create a new one")
         entry = self._entries.get(task_id)
         if entry is None:
             entry = self._new_entry(task_id, initial, started_at)
@@ -275,6 +278,11 @@ class Watcher:
             return
         if entry.done:
             return
+        if entry.polling:
+            # The read in flight may have started before the task finished:
+            # read again as soon as it is back.
+            entry.hinted = True
+            return
         now = self._now()
         earliest = now if entry.last_poll is None else entry.last_poll + self.policy.min_interval
         if max(now, earliest) < entry.due:
@@ -283,7 +291,7 @@ class Watcher:
     async def aclose(self) -> None:
         """Stop the dispatcher; waits in progress end with a closed-client error."""
         self._closed = True
-        closed = RuntimeError("the EvoLinkClient was closed while waiting")
+        closed = ClientClosedError("the EvoLinkClient was closed while waiting")
         for entry in list(self._entries.values()):
             self._finish(entry, closed)
         runner = self._runner
@@ -349,7 +357,7 @@ class Watcher:
         if isinstance(exc, EvoLinkError):
             entry.error = exc
         elif exc is not None:
-            entry.error = _ClosedError(str(exc))
+            entry.error = ClientClosedError(str(exc))
         if self._entries.get(entry.task_id) is entry:
             del self._entries[entry.task_id]
         entry.seq = -1
@@ -552,7 +560,11 @@ class Watcher:
             task.progress,
         ):
             self._notify(entry)
-        self._schedule(entry, _poll.next_poll_at(policy, entry.state, now=now, u=self._u()))
+        due = _poll.next_poll_at(policy, entry.state, now=now, u=self._u())
+        if entry.hinted:
+            entry.hinted = False
+            due = min(due, now + policy.min_interval)
+        self._schedule(entry, due)
 
     def _failed_poll(self, batch: list[_Entry], exc: EvoLinkError) -> None:
         now = self._now()
@@ -597,10 +609,6 @@ class Watcher:
     def _recover(self) -> None:
         if self._slowdown < 1.0:
             self._slowdown = min(1.0, self._slowdown + RECOVERY_STEP)
-
-
-class _ClosedError(EvoLinkError, RuntimeError):
-    """The client closed while a wait was in progress."""
 
 
 def _origin(task: Task, now: float) -> float:

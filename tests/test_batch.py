@@ -330,3 +330,36 @@ def test_bad_batch_options() -> None:
         client.batch([], concurrency=0)
     with pytest.raises(ValidationError, match="max_active"):
         client.batch([], max_active=0)
+
+
+async def test_unusable_journal_fails_the_run_instead_of_hanging(
+    mock: MockEvoLink, tmp_path: Path
+) -> None:
+    not_a_journal = tmp_path / "notes.txt"
+    not_a_journal.write_text("these are my notes, not a journal\n" * 100)
+    async with make_client(mock) as client:
+        with pytest.raises(ValidationError, match="journal"):
+            await asyncio.wait_for(client.batch([wan("a")], journal=not_a_journal).results(), 10)
+    assert mock.stats.tasks_created == 0
+    assert not_a_journal.read_text().startswith("these are my notes")
+
+
+async def test_closing_the_client_mid_run_keeps_tasks_resumable(
+    mock: MockEvoLink, tmp_path: Path
+) -> None:
+    journal = tmp_path / "j"
+    jobs = [wan(f"cl-{n}") for n in range(6)]
+    client = make_client(mock)
+    run = client.batch(jobs, concurrency=6, journal=journal)
+    consumer = asyncio.create_task(run.results())
+    while mock.stats.tasks_created < 6:
+        await asyncio.sleep(0.002)
+    await client.aclose()
+    first = await consumer
+    assert len(first) == 6
+    assert not any(o.ok for o in first)
+    async with make_client(mock) as again:
+        second = await again.batch(jobs, journal=journal).results()
+    assert all(o.ok for o in second)
+    assert not any(o.resumed for o in second)
+    assert mock.stats.tasks_created == 6

@@ -218,13 +218,6 @@ def test_models_one_model(capsys: pytest.CaptureFixture[str]) -> None:
 # ---------------------------------------------------------------- the rest
 
 
-def test_batch_is_a_placeholder_until_the_runner_lands(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert main(["batch", "jobs.jsonl"]) == 2
-    assert "not available yet" in capsys.readouterr().err
-
-
 def test_no_command_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "validate" in capsys.readouterr().err

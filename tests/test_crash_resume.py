@@ -414,3 +414,32 @@ async def test_ctrl_c_journals_creates_in_flight_and_says_how_to_resume(tmp_path
     resumed_tasks = {line["task_id"] for line in lines if line["task_id"] in journalled}
     assert resumed_tasks == journalled
     assert partial_files(run.videos) == []
+
+
+async def test_second_ctrl_c_quits_at_once_and_the_resume_replays(tmp_path: Path) -> None:
+    run = Run(tmp_path, make_jobs(6))
+    run.write_jobs()
+    async with MockEvoLink(time_scale=TIME_SCALE, seed=5) as mock:
+        # Every create is made on the server, then its reply held for 30 s.
+        mock.inject(Fault.SLOW, route=CREATE, times=1000, delay=HOLD)
+        process, _, stderr = await start_cli(
+            mock, run.args(mock, "--concurrency", "3"), tmp_path, "first"
+        )
+        await wait_until(lambda: mock.stats.tasks_created >= 3, process, stderr)
+        process.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.3)
+        assert process.returncode is None  # the first waits for the creates in flight
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 5) == 130
+        messages = stderr.read_text()
+        assert "interrupted again; quitting now" in messages
+        assert "3 creates unanswered" in messages
+        assert "Traceback" not in messages
+        # The keys were journalled before the creates went out.
+        assert len(journal_rows(run.journal)) == 3
+
+        mock.clear_injections()
+        process, _, stderr = await start_cli(mock, run.args(mock), tmp_path, "resume")
+        assert await finish(process, stderr) == 1, stderr.read_text()
+        assert mock.stats.replays == 3
+        assert_complete(mock, run)
