@@ -99,7 +99,7 @@ DEFAULT_BUDGET: Final = 20.0
 #: Loop-lag probe period (seconds).
 LAG_TICK: Final = 0.010
 #: No run may take longer than this (seconds): a hang is a crash.
-RUN_LIMIT: Final = 1800.0
+RUN_LIMIT: Final = 3600.0
 #: Part 2 sizes: default, with --million, with --smoke.
 FLAT_SIZES: Final = (20_000, 100_000)
 MILLION_SIZES: Final = (20_000, 100_000, 1_000_000)
@@ -123,9 +123,9 @@ class Spec:
     concurrency: int
     scale: float
     budget: float
-    max_active: int = MAX_ACTIVE
-    batch_endpoint: bool = False
-    jsonl: str | None = None
+    max_active: int
+    batch_endpoint: bool
+    jsonl: str | None
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,8 @@ class ClientResult:
     lag_samples: int
     max_pending: int = 0
     max_read_ahead: int = 0
+    #: (jobs finished, peak RSS MB so far) at every tenth of the run (ours only).
+    checkpoints: tuple[tuple[int, float], ...] = ()
 
     @property
     def jobs_per_second(self) -> float:
@@ -157,7 +159,6 @@ class MockResult:
 
     requests: dict[str, int]
     tasks_created: int
-    max_in_flight: int
 
     @property
     def total(self) -> int:
@@ -250,7 +251,6 @@ async def _serve_mock(conn: Connection, options: dict[str, Any]) -> None:
             {
                 "requests": dict(stats.requests),
                 "tasks_created": stats.tasks_created,
-                "max_in_flight": stats.max_in_flight,
             }
         )
     except EOFError:  # the parent went away
@@ -285,7 +285,6 @@ class MockProcess:
         return MockResult(
             requests={str(k): int(v) for k, v in data["requests"].items()},
             tasks_created=int(data["tasks_created"]),
-            max_in_flight=int(data["max_in_flight"]),
         )
 
     def close(self) -> None:
@@ -376,6 +375,8 @@ async def run_ours(spec: Spec) -> dict[str, Any]:
     jobs = file_jobs(spec.jsonl, spec.jobs) if spec.jsonl else generated_jobs(spec.jobs)
     rss_start = rss_mb()
     completed = failed = max_pending = max_read_ahead = 0
+    every = max(1, spec.jobs // 10)
+    checkpoints: list[tuple[int, float]] = []
     async with EvoLinkClient(
         spec.api_key,
         base_url=spec.url,
@@ -402,6 +403,8 @@ async def run_ours(spec: Spec) -> dict[str, Any]:
                     else:
                         failed += 1
                     sample()
+                    if (completed + failed) % every == 0:
+                        checkpoints.append((completed + failed, peak_rss_mb()))
         finally:
             seconds = time.perf_counter() - began
             await probe.stop()
@@ -414,6 +417,7 @@ async def run_ours(spec: Spec) -> dict[str, Any]:
         "rss_start_mb": rss_start,
         "max_pending": max_pending,
         "max_read_ahead": max_read_ahead,
+        "checkpoints": tuple(checkpoints),
         **probe.summary(),
     }
 
@@ -494,6 +498,7 @@ def run_isolated(
     jobs: int,
     concurrency: int,
     budget: float,
+    max_active: int = MAX_ACTIVE,
     batch_endpoint: bool = False,
     jsonl: str | None = None,
 ) -> Run:
@@ -515,6 +520,7 @@ def run_isolated(
             concurrency=concurrency,
             scale=scale,
             budget=budget,
+            max_active=max_active,
             batch_endpoint=batch_endpoint,
             jsonl=jsonl,
         )
@@ -530,7 +536,9 @@ def run_isolated(
                 process.terminate()
         if "error" in reply:
             raise RuntimeError(f"{kind} run failed:\n{reply['error']}")
-        client = ClientResult(**reply["result"])
+        result = dict(reply["result"])
+        result["checkpoints"] = tuple(tuple(c) for c in result.get("checkpoints", ()))
+        client = ClientResult(**result)
         return Run(client=client, mock=mock.finish())
     finally:
         mock.close()
@@ -567,8 +575,8 @@ def print_throughput(runs: Sequence[Run]) -> None:
         c, m = run.client, run.mock
         detail = ", ".join(f"{route} {count:,}" for route, count in sorted(m.requests.items()))
         print(
-            f"  {c.kind}: {c.completed} completed, {c.failed} failed; mock saw {detail};"
-            f" {m.max_in_flight} requests in flight at most"
+            f"  {c.kind}: {c.completed} completed, {c.failed} failed;"
+            f" {m.tasks_created:,} tasks created; mock saw {detail}"
         )
 
 

@@ -65,6 +65,7 @@ from ._errors import (
     APIError,
     APITimeoutError,
     AuthenticationError,
+    ClientClosedError,
     EvoLinkError,
     TaskCancelledError,
     TaskFailedError,
@@ -169,6 +170,15 @@ class Options:
             journal = None if args.mock else jobs.with_name(jobs.name + ".journal")
         if journal is not None and journal.is_dir():
             raise UsageError(f"--journal {journal}: is a directory")
+        named = [("JOBS.jsonl", jobs), ("--out", out), ("--journal", journal)]
+        seen: dict[Path, str] = {}
+        for option, path in named:
+            if path is None:
+                continue
+            resolved = path.resolve()
+            if resolved in seen:
+                raise UsageError(f"{option} {path}: the same file as {seen[resolved]}")
+            seen[resolved] = option
         time_scale = args.time_scale
         if args.mock and time_scale is None:
             time_scale = DEFAULT_MOCK_TIME_SCALE
@@ -347,6 +357,8 @@ def error_code(error: EvoLinkError | None) -> str | None:
         return str(code) if code else f"http_{error.status}"
     if isinstance(error, ValidationError):
         return "invalid_request"
+    if isinstance(error, ClientClosedError):
+        return "client_closed"
     if isinstance(error, APITimeoutError):
         return "timeout"
     if isinstance(error, APIConnectionError):
@@ -897,7 +909,7 @@ async def execute(
     run = client.batch(
         JobLines(jobs, on_bad),
         concurrency=concurrency,
-        journal=journal,
+        journal=None,
         download_dir=download,
     )
     progress.stats = run.stats

@@ -365,7 +365,8 @@ class EvoLinkClient:
         Stream a completed task's video to disk.
 
         `dest` is a file path, or a directory (then `<task.id>.mp4` inside it,
-        with the id sanitised). The video is written to a temporary file and
+        with the id sanitised): an existing one, or a path written with a
+        trailing slash (`"videos/"`), which is created. The video is written to a temporary file and
         renamed when complete; transient failures are retried (resuming with
         Range where possible); an expired result URL is refreshed by reading
         the task again.
@@ -380,7 +381,10 @@ class EvoLinkClient:
             raise ValidationError(
                 f"task {task.id} has no video to download (status {task.status.value})"
             )
-        path = target_path(Path(dest), task.id)
+        text = os.fspath(dest)
+        if text.endswith(("/", os.sep)):
+            await anyio.Path(text).mkdir(parents=True, exist_ok=True)
+        path = target_path(Path(text), task.id)
         session = self._transport.session
         if self._downloads is None:
             self._downloads = asyncio.Semaphore(max(2, self.max_concurrency // 4))

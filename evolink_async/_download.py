@@ -147,7 +147,11 @@ async def download_video(
                             raise error
                         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                         raise _RetryableError(error)
-                    written = await _copy(resp, handle, written)
+                    counter = [written]
+                    try:
+                        await _copy(resp, handle, counter)
+                    finally:
+                        written = counter[0]
                     if total is not None and written != total:
                         raise _RetryableError(
                             APIConnectionError(f"download ended after {written} of {total} bytes")
@@ -183,18 +187,30 @@ class _RetryableError(Exception):
         self.error = error
 
 
-async def _copy(resp: aiohttp.ClientResponse, handle: BinaryIO, written: int) -> int:
+async def _copy(resp: aiohttp.ClientResponse, handle: BinaryIO, written: list[int]) -> None:
+    """
+    Append the body to `handle`; `written[0]` counts the bytes on disk.
+
+    When the transfer breaks, what arrived is still written and counted, so
+    the retry resumes right after it.
+    """
     buffer = bytearray()
-    async for chunk in resp.content.iter_chunked(_WRITE_BATCH):
-        buffer += chunk
-        if len(buffer) >= _WRITE_BATCH:
+
+    async def flush() -> None:
+        if buffer:
             await anyio.to_thread.run_sync(handle.write, bytes(buffer))
-            written += len(buffer)
+            written[0] += len(buffer)
             buffer.clear()
-    if buffer:
-        await anyio.to_thread.run_sync(handle.write, bytes(buffer))
-        written += len(buffer)
-    return written
+
+    try:
+        async for chunk in resp.content.iter_chunked(_WRITE_BATCH):
+            buffer += chunk
+            if len(buffer) >= _WRITE_BATCH:
+                await flush()
+    except (aiohttp.ClientError, TimeoutError):
+        await flush()
+        raise
+    await flush()
 
 
 async def _truncate(handle: BinaryIO) -> int:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -259,7 +260,7 @@ async def evolink_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except EvoLinkError as exc:
         status, body, headers = error_reply(exc)
-        if status >= 500:
+        if status >= 500 and not isinstance(exc, TaskFailedError):
             logger.warning("%s %s: %s", request.method, request.path, exc)
         return web.json_response({"error": body}, status=status, headers=headers)
 
@@ -405,7 +406,8 @@ def summary(body: dict[str, Any]) -> str:
         error = body["error"]
         code = f" [{error['code']}]" if error.get("code") else ""
         problems = error.get("problems") or [{}]
-        rule = f": {problems[0]['rule']}" if "rule" in problems[0] else ""
+        first = problems[0]
+        rule = f": {first.get('field') or 'request'}: {first['rule']}" if "rule" in first else ""
         return f"{error['type']}{code}{rule}"
     return f"{body['status']} {body['task_id']}" + (" video_url=..." if "video_url" in body else "")
 
@@ -426,10 +428,8 @@ async def main(use_mock: bool, serve: bool, host: str, port: int, public_url: st
     async with mock_backend(host, port) as (url, mock):
         print(f"serving on {url}, EvoLink faked at {mock.url}")
         await call_yourself(url)
-        delivered = [d.http_status for d in mock.stats.callbacks_delivered]
-        print(
-            f"callbacks delivered to the app: {len(delivered)} (answers: {sorted(set(delivered))})"
-        )
+        answers = collections.Counter(d.http_status for d in mock.stats.callbacks_delivered)
+        print(f"callbacks delivered to the app: {answers.total()}, answered {dict(answers)}")
         if serve:
             print("serving until Ctrl-C")
             await asyncio.Event().wait()

@@ -300,6 +300,8 @@ def test_stale_partial_downloads_are_removed(
         (["{jobs}", "--mock", "--base-url", "http://x"], "leave out --base-url"),
         (["{jobs}", "--mock", "--download", "{jobs}"], "exists and is not a directory"),
         (["-", "--mock"], "must be a file, not stdin"),
+        (["{jobs}", "--mock", "--out", "{jobs}"], "--out {jobs}: the same file as JOBS.jsonl"),
+        (["{jobs}", "--journal", "{jobs}", "--api-key", "k"], "the same file as JOBS.jsonl"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
@@ -314,8 +316,17 @@ def test_usage_errors_exit_2_with_one_line(
     jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(wan("boat-01"))])
     assert main(["batch", *(arg.format(jobs=jobs) for arg in args)]) == 2
     err = capsys.readouterr().err
-    assert message in err
+    assert message.format(jobs=jobs) in err
     assert err.count("\n") == 1
+    assert jobs.read_text().count("\n") == 1  # the jobs file is untouched
+
+
+def test_metadata_must_be_an_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = {**wan("boat-01"), "metadata": ["not", "an", "object"]}
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(bad)])
+    assert main(["batch", str(jobs), "--mock", "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert f"{jobs}:1: id=boat-01: metadata=['not', 'an', 'object']: must be a JSON object" in err
 
 
 # ---------------------------------------------------------------- the demo

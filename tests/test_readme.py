@@ -1,0 +1,155 @@
+"""
+Every python code block in README.md runs, so the README cannot rot.
+
+- Blocks starting with `# runs with: client` are top-level-await snippets run
+  with `client` (an `EvoLinkClient` on a MockEvoLink) in scope.
+- Whole programs (`asyncio.run(main())`) run as a subprocess with
+  `EVOLINK_API_KEY` / `EVOLINK_BASE_URL` pointing at a `mock-server`.
+- Other blocks are executed as modules (they define an app, a policy, a test);
+  any `test_*` coroutine they define is then run. A block that imports an
+  optional package (fastapi) is skipped when it is not installed.
+
+The models section (between its markers) is run by test_readme_models.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import evolink_async
+from evolink_async.testing import MockEvoLink
+
+from .conftest import make_client
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+OPTIONAL = {"fastapi"}
+
+
+def blocks() -> list[tuple[int, str]]:
+    """(line number, code) of every python block outside the models section."""
+    text = README.read_text()
+    start, end = text.find("<!-- models:start -->"), text.find("<!-- models:end -->")
+    found = []
+    for match in re.finditer(r"```python\n(.*?)```", text, re.S):
+        if start <= match.start() <= end:
+            continue
+        found.append((text.count("\n", 0, match.start()) + 1, match.group(1)))
+    return found
+
+
+def kind(code: str) -> str:
+    if code.startswith("# runs with: client"):
+        return "client"
+    if "asyncio.run(" in code:
+        return "program"
+    return "module"
+
+
+BLOCKS = blocks()
+
+
+def test_the_readme_has_blocks_of_every_kind() -> None:
+    kinds = {kind(code) for _, code in BLOCKS}
+    assert kinds == {"client", "program", "module"}
+    assert len(BLOCKS) >= 7
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "code",
+    [code for _, code in BLOCKS if kind(code) == "client"],
+    ids=[f"line-{line}" for line, code in BLOCKS if kind(code) == "client"],
+)
+async def test_client_snippet_runs(
+    code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mock: MockEvoLink
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {name: getattr(evolink_async, name) for name in evolink_async.__all__}
+    async with make_client(mock) as client:
+        scope.update(client=client, asyncio=asyncio, Path=Path)
+        compiled = compile(code, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        result = eval(compiled, scope)  # noqa: S307 -- our own README, run on purpose
+        if asyncio.iscoroutine(result):
+            await result
+    assert mock.stats.tasks_created > 0
+
+
+@pytest.fixture
+def mock_server() -> Iterator[tuple[str, str]]:
+    """`evolink-async mock-server` in a subprocess; yields (url, key)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evolink_async", "mock-server", "--time-scale", "0.001"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        url = re.search(r"on (\S+)", process.stdout.readline())
+        key = re.search(r"EVOLINK_API_KEY=(\S+)", process.stdout.readline())
+        assert url and key
+        yield url.group(1), key.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+        process.stdout.close()
+
+
+@pytest.mark.parametrize(
+    "code",
+    [code for _, code in BLOCKS if kind(code) == "program"],
+    ids=[f"line-{line}" for line, code in BLOCKS if kind(code) == "program"],
+)
+def test_program_runs_against_the_mock_server(
+    code: str, tmp_path: Path, mock_server: tuple[str, str]
+) -> None:
+    url, key = mock_server
+    script = tmp_path / "program.py"
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVOLINK_")}
+    env.update(EVOLINK_API_KEY=key, EVOLINK_BASE_URL=url, EVOLINK_FILES_BASE_URL=url)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert url in result.stdout  # it printed the video URL the mock serves
+    videos = list(tmp_path.rglob("*.mp4"))
+    assert videos and all(v.stat().st_size > 0 for v in videos)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [code for _, code in BLOCKS if kind(code) == "module"],
+    ids=[f"line-{line}" for line, code in BLOCKS if kind(code) == "module"],
+)
+def test_module_block_runs(code: str) -> None:
+    imported = {
+        node.names[0].name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "")
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    }
+    for package in OPTIONAL & {name.split(".")[0] for name in imported}:
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"{package} is not installed (an optional dependency)")
+    scope: dict[str, Any] = {"__name__": "readme_block"}
+    exec(compile(code, str(README), "exec"), scope)  # noqa: S102 -- our own README
+    tests = [value for name, value in scope.items() if name.startswith("test_")]
+    for test in tests:
+        asyncio.run(test())
