@@ -104,6 +104,9 @@ RUN_LIMIT: Final = 3600.0
 FLAT_SIZES: Final = (20_000, 100_000)
 MILLION_SIZES: Final = (20_000, 100_000, 1_000_000)
 SMOKE_FLAT_SIZES: Final = (500, 2_500)
+#: Part 2 under --smoke: short tasks and a small `max_active`, to finish in seconds.
+SMOKE_FLAT_SCALE: Final = 0.002
+SMOKE_MAX_ACTIVE: Final = 250
 #: The batch runner's default `max_active`.
 MAX_ACTIVE: Final = 10_000
 #: Part 2 target: peak RSS growth per extra job, bytes.
@@ -580,7 +583,20 @@ def print_throughput(runs: Sequence[Run]) -> None:
         )
 
 
-def print_flatness(sizes: Sequence[int], runs: Sequence[Run]) -> None:
+@dataclass(frozen=True)
+class FlatPlan:
+    """Part 2: job counts, time scale and `max_active` of the memory runs."""
+
+    sizes: tuple[int, ...]
+    scale: float
+    max_active: int
+
+    @property
+    def budget(self) -> float:
+        return DEFAULT_BUDGET / self.scale
+
+
+def print_flatness(plan: FlatPlan, runs: Sequence[Run]) -> None:
     print(
         "\n| N jobs | peak RSS MB (start) | jobs/s | seconds | requests/job |"
         " most in flight | most read, not finished |"
@@ -589,13 +605,25 @@ def print_flatness(sizes: Sequence[int], runs: Sequence[Run]) -> None:
         "|-------:|--------------------:|-------:|--------:|-------------:|"
         "---------------:|------------------------:|"
     )
-    for size, run in zip(sizes, runs, strict=True):
+    for size, run in zip(plan.sizes, runs, strict=True):
         c = run.client
         print(
             f"| {size:,} | {c.peak_rss_mb:.0f} ({c.rss_start_mb:.0f}) | {c.jobs_per_second:.0f} |"
             f" {c.seconds:.1f} | {run.requests_per_job:.2f} | {c.max_pending:,} |"
             f" {c.max_read_ahead:,} |"
         )
+    last = runs[-1].client
+    marks = ", ".join(f"{done:,}: {mb:.0f}" for done, mb in last.checkpoints)
+    print(f"\npeak RSS MB so far, by jobs finished, in the {plan.sizes[-1]:,}-job run: {marks}")
+
+
+def plateau(client: ClientResult) -> tuple[float, int, float, int, float]:
+    """Peak RSS at half and at the end of a run: (bytes per job between, ...)."""
+    marks = client.checkpoints
+    half_done, half_mb = min(marks, key=lambda m: abs(m[0] - client.jobs / 2))
+    end_done, end_mb = marks[-1]
+    per_job = (end_mb - half_mb) * 1024 * 1024 / max(1, end_done - half_done)
+    return per_job, half_done, half_mb, end_done, end_mb
 
 
 @dataclass(frozen=True)
@@ -604,13 +632,11 @@ class Check:
     text: str
 
 
-def check_targets(
-    ours: Run, baseline: Run, sizes: Sequence[int], flat: Sequence[Run], concurrency: int
-) -> list[Check]:
+def throughput_checks(ours: Run, baseline: Run) -> list[Check]:
     o, b = ours.client, baseline.client
     ratio = o.jobs_per_second / b.jobs_per_second
     fewer = baseline.mock.total / ours.mock.total
-    checks = [
+    return [
         Check(
             ratio >= 0.9,
             f"throughput: ours {o.jobs_per_second:.0f} jobs/s >= 0.9 x baseline"
@@ -628,52 +654,58 @@ def check_targets(
             f"outcomes: ours {o.completed}/{o.jobs} completed, baseline {b.completed}/{b.jobs}",
         ),
     ]
-    if len(flat) >= 2:
-        first, last = flat[0].client, flat[-1].client
-        growth = (last.peak_rss_mb - first.peak_rss_mb) * 1024 * 1024
-        per_job = growth / (sizes[-1] - sizes[0])
-        bound = max(c.max_read_ahead for c in (r.client for r in flat))
-        checks.append(
-            Check(
-                per_job < FLAT_BYTES_PER_JOB,
-                f"memory flat: peak RSS {first.peak_rss_mb:.0f} MB at {sizes[0]:,} jobs,"
-                f" {last.peak_rss_mb:.0f} MB at {sizes[-1]:,}: {per_job:.1f} bytes per"
-                f" extra job (< {FLAT_BYTES_PER_JOB:g})",
-            )
-        )
-        limit = MAX_ACTIVE + concurrency
-        checks.append(
-            Check(
-                bound <= limit,
-                f"lazy reading: at most {bound:,} jobs read and not finished"
-                f" (<= max_active + concurrency = {limit:,})",
-            )
-        )
-        checks.append(
-            Check(
-                all(
-                    r.client.failed == 0 and r.client.jobs == n
-                    for r, n in zip(flat, sizes, strict=True)
-                ),
-                "memory runs: every job completed",
-            )
-        )
-    return checks
 
 
-def summary(ours: Run, baseline: Run, flat: Sequence[Run], checks: Sequence[Check]) -> str:
-    o, b = ours.client, baseline.client
+def memory_checks(plan: FlatPlan, flat: Sequence[Run], concurrency: int) -> list[Check]:
+    first, last = flat[0].client, flat[-1].client
+    across = (last.peak_rss_mb - first.peak_rss_mb) * 1024 * 1024
+    across /= max(1, plan.sizes[-1] - plan.sizes[0])
+    per_job, half_done, half_mb, end_done, end_mb = plateau(last)
+    bound = max(r.client.max_read_ahead for r in flat)
+    limit = plan.max_active + concurrency
+    return [
+        Check(
+            per_job < FLAT_BYTES_PER_JOB,
+            f"memory flat: in the {plan.sizes[-1]:,}-job run peak RSS {half_mb:.1f} MB after"
+            f" {half_done:,} jobs, {end_mb:.1f} MB after {end_done:,}: {per_job:.1f} bytes per"
+            f" job (< {FLAT_BYTES_PER_JOB:g}); across runs {first.peak_rss_mb:.0f} MB at"
+            f" {plan.sizes[0]:,} -> {last.peak_rss_mb:.0f} MB at {plan.sizes[-1]:,},"
+            f" {across:.0f} bytes per extra job",
+        ),
+        Check(
+            bound <= limit,
+            f"lazy reading: at most {bound:,} jobs read and not finished"
+            f" (<= max_active + concurrency = {limit:,})",
+        ),
+        Check(
+            all(
+                r.client.failed == 0 and r.client.jobs == n
+                for r, n in zip(flat, plan.sizes, strict=True)
+            ),
+            "memory runs: every job completed",
+        ),
+    ]
+
+
+def summary(runs: Sequence[Run], flat: Sequence[Run], checks: Sequence[Check]) -> str:
+    parts: list[str] = []
+    if runs:
+        ours, baseline = runs
+        o, b = ours.client, baseline.client
+        parts.append(
+            f"{o.jobs} jobs: ours {o.jobs_per_second:.0f} jobs/s vs baseline"
+            f" {b.jobs_per_second:.0f} ({o.jobs_per_second / b.jobs_per_second:.2f}x),"
+            f" {ours.requests_per_job:.2f} vs {baseline.requests_per_job:.2f} requests/job"
+            f" ({baseline.mock.total / ours.mock.total:.1f}x fewer), peak RSS"
+            f" {o.peak_rss_mb:.0f} vs {b.peak_rss_mb:.0f} MB, lag p99 {o.lag_p99_ms:.1f} vs"
+            f" {b.lag_p99_ms:.1f} ms"
+        )
+    if flat:
+        by_n = ", ".join(f"{r.client.jobs:,}: {r.client.peak_rss_mb:.0f} MB" for r in flat)
+        parts.append(f"peak RSS by N {by_n} ({plateau(flat[-1].client)[0]:.0f} B/job at the end)")
     passed = sum(c.ok for c in checks)
-    flat_text = ", ".join(f"{r.client.jobs:,}: {r.client.peak_rss_mb:.0f} MB" for r in flat)
-    return (
-        f"summary: {o.jobs} jobs, ours {o.jobs_per_second:.0f} jobs/s vs baseline"
-        f" {b.jobs_per_second:.0f} ({o.jobs_per_second / b.jobs_per_second:.2f}x),"
-        f" {ours.requests_per_job:.2f} vs {baseline.requests_per_job:.2f} requests/job"
-        f" ({baseline.mock.total / ours.mock.total:.1f}x fewer), peak RSS"
-        f" {o.peak_rss_mb:.0f} vs {b.peak_rss_mb:.0f} MB, lag p99 {o.lag_p99_ms:.1f} vs"
-        f" {b.lag_p99_ms:.1f} ms; peak RSS by N {flat_text};"
-        f" targets {passed}/{len(checks)} {'PASS' if passed == len(checks) else 'FAIL'}"
-    )
+    verdict = "PASS" if passed == len(checks) else "FAIL"
+    return f"summary: {'; '.join(parts)}; targets {passed}/{len(checks)} {verdict}"
 
 
 # -- main -----------------------------------------------------------------------
@@ -691,55 +723,67 @@ def main(args: argparse.Namespace) -> None:
         f" {os.cpu_count()} CPUs; mock and client in separate processes"
     )
     began = time.perf_counter()
-    common = {
-        "seed": args.seed,
-        "scale": args.scale,
-        "jobs": args.jobs,
-        "concurrency": args.concurrency,
-        "budget": budget,
-    }
+    checks: list[Check] = []
     runs: list[Run] = []
-    kinds: tuple[Kind, ...] = ("ours", "baseline")
-    for kind in kinds:
-        runs.append(run_isolated(ctx, kind, **common))
-        print(f"  ({kind} done after {time.perf_counter() - began:.0f} s)", flush=True)
-    print(f"\n## 1. {args.jobs} jobs, concurrency {args.concurrency}")
-    print_throughput(runs)
-
-    sizes = SMOKE_FLAT_SIZES if args.smoke else MILLION_SIZES if args.million else FLAT_SIZES
-    flat_scale = args.scale if args.smoke else args.flat_scale
-    flat_budget = DEFAULT_BUDGET / flat_scale
-    flat: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="batch-throughput-") as tmp:
-        path = Path(tmp) / "jobs.jsonl"
-        write_job_file(path, max(sizes))
-        for size in sizes:
-            flat.append(
+    if args.only != "memory":
+        kinds: tuple[Kind, ...] = ("ours", "baseline")
+        for kind in kinds:
+            runs.append(
                 run_isolated(
                     ctx,
-                    "ours",
+                    kind,
                     seed=args.seed,
-                    scale=flat_scale,
-                    jobs=size,
+                    scale=args.scale,
+                    jobs=args.jobs,
                     concurrency=args.concurrency,
-                    budget=flat_budget,
-                    batch_endpoint=True,
-                    jsonl=str(path),
+                    budget=budget,
                 )
             )
-            print(f"  ({size:,} jobs done after {time.perf_counter() - began:.0f} s)", flush=True)
-    print(
-        f"\n## 2. memory: ours, jobs read lazily from a {max(sizes):,}-line file,"
-        f" max_active 10,000, time scale {flat_scale:g}, batch endpoint on,"
-        f" budget {flat_budget:g}/s"
-    )
-    print_flatness(sizes, flat)
+            print(f"  ({kind} done after {time.perf_counter() - began:.0f} s)", flush=True)
+        print(f"\n## 1. {args.jobs} jobs, concurrency {args.concurrency}")
+        print_throughput(runs)
+        checks += throughput_checks(runs[0], runs[1])
+
+    flat: list[Run] = []
+    if args.only != "throughput":
+        if args.smoke:
+            plan = FlatPlan(SMOKE_FLAT_SIZES, SMOKE_FLAT_SCALE, SMOKE_MAX_ACTIVE)
+        else:
+            sizes = MILLION_SIZES if args.million else FLAT_SIZES
+            plan = FlatPlan(sizes, args.flat_scale, MAX_ACTIVE)
+        with tempfile.TemporaryDirectory(prefix="batch-throughput-") as tmp:
+            path = Path(tmp) / "jobs.jsonl"
+            write_job_file(path, max(plan.sizes))
+            for size in plan.sizes:
+                flat.append(
+                    run_isolated(
+                        ctx,
+                        "ours",
+                        seed=args.seed,
+                        scale=plan.scale,
+                        jobs=size,
+                        concurrency=args.concurrency,
+                        budget=plan.budget,
+                        max_active=plan.max_active,
+                        batch_endpoint=True,
+                        jsonl=str(path),
+                    )
+                )
+                print(
+                    f"  ({size:,} jobs done after {time.perf_counter() - began:.0f} s)", flush=True
+                )
+        print(
+            f"\n## 2. memory: ours, jobs read lazily from a {max(plan.sizes):,}-line file,"
+            f" max_active {plan.max_active:,}, time scale {plan.scale:g}, batch endpoint on,"
+            f" budget {plan.budget:g}/s"
+        )
+        print_flatness(plan, flat)
+        checks += memory_checks(plan, flat, args.concurrency)
 
     print(f"\n(ran in {time.perf_counter() - began:.0f} s)\n\n## targets")
-    checks = check_targets(runs[0], runs[1], sizes, flat, args.concurrency)
     for check in checks:
         print(f"{'PASS' if check.ok else 'FAIL'}  {check.text}")
-    print(summary(runs[0], runs[1], flat, checks))
+    print(summary(runs, flat, checks))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -755,6 +799,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--flat-scale", type=float, default=FLAT_SCALE, help=f"part 2 time scale ({FLAT_SCALE:g})"
     )
     parser.add_argument("--million", action="store_true", help="part 2 up to 1,000,000 jobs")
+    parser.add_argument(
+        "--only", choices=("throughput", "memory"), help="run part 1 or part 2 only"
+    )
     parser.add_argument("--smoke", action="store_true", help="500 jobs, part 2 at 500/2,500")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -242,16 +242,19 @@ def resume_command(options: Options) -> str:
 def _checked(lines: Iterable[bytes]) -> Iterator[tuple[JobCheck, dict[str, Any] | None]]:
     """(verdict, the parsed job or None if it has problems) for each job line."""
     current = b""
+    number = 0
 
     def tee() -> Iterator[bytes]:
-        nonlocal current
-        for raw in lines:
+        nonlocal current, number
+        for number, raw in enumerate(lines, start=1):  # noqa: B007 -- read by the loop below
             current = raw
             yield raw
 
     # `check_job_lines` yields each line's verdict before it reads the next
     # line, so `current` is the line just checked.
     for check in check_job_lines(tee()):
+        if check.line != number:
+            raise RuntimeError(f"check_job_lines read ahead (line {check.line}, at {number})")
         if not check.ok:
             yield check, None
             continue
@@ -909,7 +912,7 @@ async def execute(
     run = client.batch(
         JobLines(jobs, on_bad),
         concurrency=concurrency,
-        journal=None,
+        journal=journal,
         download_dir=download,
     )
     progress.stats = run.stats

@@ -199,14 +199,20 @@ async def task_status(request: web.Request) -> web.Response:
         wait = math.nan
     if not 0 <= wait <= MAX_STATUS_WAIT:
         raise ValidationError(f"wait={text!r}: must be a number of seconds, 0-{MAX_STATUS_WAIT:g}")
-    if wait == 0:
-        return web.json_response(task_json(await client.get_task(task_id)))
     try:
-        task = await client.wait(task_id, timeout=wait)
+        if wait == 0:
+            task = await client.get_task(task_id)
+        else:
+            task = await client.wait(task_id, timeout=wait)
     except (TaskFailedError, TaskCancelledError) as exc:
         task = exc.task  # a finished task is a fine answer to "how is it going?"
     except WaitTimeoutError as exc:
         task = exc.task or await client.get_task(task_id)
+    except BadRequestError as exc:
+        # EvoLink answers 400 `invalid_task_id` to a malformed id; to this
+        # app's callers that is simply a task that does not exist.
+        error = {"type": "NotFoundError", "message": f"no task {task_id!r}", "code": exc.code}
+        return web.json_response({"error": error}, status=404)
     return web.json_response(task_json(task))
 
 
@@ -215,9 +221,10 @@ async def read_job(request: web.Request) -> tuple[str, dict[str, Any]]:
     try:
         body = await request.json()
     except json.JSONDecodeError:
-        raise web.HTTPBadRequest(text="the body must be JSON") from None
+        body = None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="the body must be a JSON object")
+        error = {"type": "BadRequest", "message": "the body must be a JSON object"}
+        raise web.HTTPBadRequest(text=json.dumps({"error": error}), content_type="application/json")
     model = body.pop("model", None)
     if not isinstance(model, str):
         raise ValidationError(f"model={model!r}: a model id is required")

@@ -80,7 +80,7 @@ def read_out(path: Path) -> list[dict[str, Any]]:
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m evolink_async ARGS` (stdout is a pipe: plain progress lines)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("EVOLINK_")}
-    return subprocess.run(  # noqa: S603 -- our own interpreter and module
+    return subprocess.run(
         [sys.executable, "-m", "evolink_async", *args],
         capture_output=True,
         text=True,
