@@ -85,6 +85,9 @@ BATCH_ROUTE: Final = "POST /v1/tasks/batch"
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
 #: Loop-lag probe period (seconds).
 LAG_TICK: Final = 0.005
+#: A run whose loop lag p99 exceeds this (seconds; 0.6 % of ETA) is flagged:
+#: CPU contention, not the contender, shaped its figures.
+LAG_WARN: Final = 0.010
 #: No single contender run may take longer than this (seconds): a hang is a crash.
 RUN_LIMIT: Final = 300.0
 
@@ -138,6 +141,10 @@ class Result:
     poll_requests: int
     batch_requests: int
     lag: list[float] = field(default_factory=list)  # loop lag samples, seconds
+
+    @property
+    def lagged(self) -> bool:
+        return percentile(self.lag, 99) > LAG_WARN
 
     @property
     def reads(self) -> int:
@@ -360,11 +367,16 @@ def print_table(scenario: Scenario, results: Sequence[Result], tasks: int) -> No
         line = (
             f"| {r.contender.name:<11} | {r.polls_mean:15.1f} | {r.polls_p95:5.1f} |"
             f" {r.latency_pct(50):16.1f} | {r.latency_pct(95):8.1f} |"
-            f" {1000 * percentile(r.lag, 99):10.1f} |"
+            f" {1000 * percentile(r.lag, 99):9.1f}{'!' if r.lagged else ' '} |"
         )
         if batch:
             line += f" {r.requests_per_task:13.2f} | {r.requests_per_round:14.3f} |"
         print(line)
+    if any(r.lagged for r in results):
+        print(
+            f"! loop lag p99 above {1000 * LAG_WARN:g} ms: CPU contention distorted that row;"
+            " rerun on a quieter machine"
+        )
 
 
 @dataclass

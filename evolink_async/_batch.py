@@ -57,6 +57,7 @@ from ._errors import (
     EvoLinkError,
     InsufficientCreditsError,
     NotFoundError,
+    NotSubmittedError,
     RateLimitError,
     ServerError,
     TaskCancelledError,
@@ -145,6 +146,7 @@ class BatchStats:
     """
     Live counts of a run; read `run.stats` at any time.
 
+    `read` counts jobs read; `creating` is creates in flight now;
     `submitted` counts tasks created in this run (re-attached ones included);
     `pending` is tasks created and not finished; `errors` is jobs that ended
     without a task outcome (bad parameters, API refusals); `resumed` is jobs
@@ -152,6 +154,7 @@ class BatchStats:
     """
 
     read: int = 0
+    creating: int = 0
     submitted: int = 0
     completed: int = 0
     failed: int = 0
@@ -470,9 +473,11 @@ class BatchRun:
         index: int,
         send: MemoryObjectSendStream[JobOutcome],
     ) -> None:
+        self.stats.creating += 1
         try:
             outcome = await self._submit(item, index)
         finally:
+            self.stats.creating -= 1
             self._limiter.release()
             self._active_changed.set()
         if outcome is not None:
@@ -645,6 +650,10 @@ class BatchRun:
         if await anyio.Path(dest).exists():
             self.stats.downloaded += 1
             return dest
+        # A run killed mid-download leaves its temporary file behind.
+        async for stale in anyio.Path(self._download_dir).glob(f".{dest.name}.*.part"):
+            with contextlib.suppress(OSError):
+                await stale.unlink()
         url = task.video_url
         if url is None:
             raise APIError("completed task has no result URL", status=0)
@@ -771,8 +780,8 @@ def _final(error: EvoLinkError | None) -> bool:
     )
 
 
-def _not_submitted(reason: str | None) -> EvoLinkError:
-    return EvoLinkError(f"not submitted: {reason or 'the run was stopped'}")
+def _not_submitted(reason: str | None) -> NotSubmittedError:
+    return NotSubmittedError(f"not submitted: {reason or 'the run was stopped'}")
 
 
 def _record(

@@ -222,12 +222,16 @@ def _job_problems(job: dict[str, Any]) -> list[str]:
     if model not in MODELS:
         hint = did_you_mean(model, tuple(MODELS))
         return [f"model={model!r}: unknown model;{hint} known models: {', '.join(MODELS)}"]
+    metadata = job.get("metadata")
+    problems = []
+    if metadata is not None and not isinstance(metadata, dict):
+        problems.append(f"metadata={metadata!r}: must be a JSON object")
     params = {key: value for key, value in job.items() if key not in _JOB_KEYS}
     try:
         build_request(model, params)
     except ValidationError as exc:
-        return [str(problem) for problem in exc.problems]
-    return []
+        return problems + [str(problem) for problem in exc.problems]
+    return problems
 
 
 def _job_id(job: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -19,6 +19,7 @@ The whole tree::
     ├── APIConnectionError                      network failure after retries
     │   └── APITimeoutError
     ├── ClientClosedError (also RuntimeError)   the client was closed
+    ├── NotSubmittedError                       a batch job the run stopped before sending
     ├── TaskFailedError                         .task .code .message .retryable
     ├── TaskCancelledError                      .task
     └── WaitTimeoutError (also TimeoutError)    .task (last snapshot)
@@ -50,6 +51,7 @@ __all__ = [
     "IdempotencyConflictError",
     "InsufficientCreditsError",
     "NotFoundError",
+    "NotSubmittedError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
@@ -248,6 +250,13 @@ class ClientClosedError(EvoLinkError, RuntimeError):
     The `EvoLinkClient` is closed: it was used after `aclose()`, or closed
     while a wait was in progress. A closed client is not reopened; make a new
     one.
+    """
+
+
+class NotSubmittedError(EvoLinkError):
+    """
+    A batch job read but never sent, because the run stopped first (no
+    credits left, Ctrl-C, `run.stop()`); re-run to send it.
     """
 
 
