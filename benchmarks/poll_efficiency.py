@@ -26,8 +26,8 @@ Contenders:
   latency that is the measurement floor (HTTP round trip + loop lag).
 
 Every contender submits with `EvoLinkClient.submit`, tasks arriving at a
-steady `--rate` per second (concurrency ~ rate x 1.65 s, low enough that loop
-lag stays around a millisecond; the table shows its 99th percentile). Each
+steady `--rate` per second (concurrency ~ rate x 1.65 s, low enough that the
+loop lag p99 stays at a few ms; the table shows it, `!` above 10 ms). Each
 scenario+contender runs alone, one after another, against its own fresh mock
 with the same seed, so every contender sees the same task run times.
 

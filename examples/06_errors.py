@@ -5,7 +5,9 @@ Shows what each exception means, which attributes it carries and what to do
 about it. Every one is an `EvoLinkError`, so `except EvoLinkError` catches
 them all; "the API refused the call" (`APIError` and its subclasses, by HTTP
 status) is kept apart from "the generation ran and failed"
-(`TaskFailedError`). No message ever contains the API key.
+(`TaskFailedError`). In a batch run errors are not raised but recorded in
+each job's outcome (`outcome.error`), `NotSubmittedError` among them. No
+message ever contains the API key.
 
     python examples/06_errors.py           # what needs no server: bad parameters,
                                            # no key, nothing listening
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import evolink_async
@@ -36,6 +39,7 @@ from evolink_async import (
     IdempotencyConflictError,
     InsufficientCreditsError,
     NotFoundError,
+    NotSubmittedError,
     PermissionDeniedError,
     PollPolicy,
     RateLimitError,
@@ -233,6 +237,27 @@ async def task_errors(mock: MockEvoLink) -> None:
             print(f"    waited again: {done.status.value}")
 
 
+# -- a batch: errors are outcomes, not exceptions -------------------------------
+
+
+async def batch_errors(mock: MockEvoLink) -> None:
+    async with EvoLinkClient(
+        mock.api_key, base_url=mock.url, files_base_url=mock.url, poll=POLL
+    ) as client:
+
+        def jobs() -> Iterator[dict[str, Any]]:
+            for n in range(3):
+                yield {"id": f"job-{n}", "model": MODEL, **JOB}
+                # A shutdown (Ctrl-C, SIGTERM...) arrives after job-0 was read
+                # and before it was sent: the run stops reading and sends nothing more.
+                run.stop("shutting down")
+
+        run = client.batch(jobs())
+        async for outcome in run:
+            if isinstance(outcome.error, NotSubmittedError):
+                report(outcome.error, f"job {outcome.job_id}: re-run the batch to send it")
+
+
 async def main(use_mock: bool) -> None:
     """Cause each error and handle it."""
     await offline_errors()
@@ -243,6 +268,7 @@ async def main(use_mock: bool) -> None:
         async with MockEvoLink(time_scale=0.01, estimated_times={MODEL: 50}) as mock:
             await api_errors(mock)
             await task_errors(mock)
+            await batch_errors(mock)
     public = (getattr(evolink_async, name) for name in evolink_async.__all__)
     everything = {
         error.__name__
