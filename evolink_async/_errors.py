@@ -173,10 +173,12 @@ class APIError(EvoLinkError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        parts = [f"HTTP {self.status}" if self.status else "API error"]
+        parts = [f"HTTP {self.status}"] if self.status else []
         if self.code is not None:
             parts.append(f"[{self.code}]")
-        text = " ".join(parts) + f": {self.message}"
+        # Status 0: nothing was answered (no key configured, a reply that could
+        # not be read): the message says it all.
+        text = f"{' '.join(parts)}: {self.message}" if parts else self.message
         if self.param:
             text += f" (param: {self.param})"
         if self.fallback_suggestion:

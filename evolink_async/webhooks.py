@@ -12,6 +12,12 @@ confirms with `GET /v1/tasks/{id}` before anyone sees a result. To keep
 strangers from making you poll, put a secret in the URL you send
 (`https://you.example/evolink/callback?token=...`) and pass the same `token`
 here: requests without it get 403.
+
+EvoLink only sends what the URL holds, so the token travels in the query
+string, and aiohttp's default access log writes query strings (`%r`). Keep
+it out of your logs: give the runner an `access_log_class` that logs
+`request.path` rather than the query (examples/04_web_backend.py has one), or
+`access_log=None`.
 """
 
 from __future__ import annotations
