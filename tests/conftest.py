@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -47,3 +51,27 @@ def make_client(mock: MockEvoLink, **overrides: object) -> EvoLinkClient:
 async def client(mock: MockEvoLink) -> AsyncIterator[EvoLinkClient]:
     async with make_client(mock) as evolink:
         yield evolink
+
+
+@pytest.fixture
+def mock_server() -> Iterator[tuple[str, str]]:
+    """`evolink-async mock-server` in a subprocess; yields (url, api key)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evolink_async", "mock-server", "--time-scale", "0.001"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        second = process.stdout.readline()
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)", first)
+        key = re.search(r"EVOLINK_API_KEY=(\S+)", second)
+        assert url and key, (first, second)
+        yield url.group(1), key.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert code == 0

@@ -5,39 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from evolink_async import EvoLinkClient, RawRequest, Task
 from evolink_async._cli import main
-
-
-@pytest.fixture
-def mock_server() -> Iterator[tuple[str, str]]:
-    """`evolink-async mock-server` in a subprocess; yields (url, api key)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "evolink_async", "mock-server", "--time-scale", "0.001"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        second = process.stdout.readline()
-        url = re.search(r"on (http://127\.0\.0\.1:\d+)", first)
-        key = re.search(r"EVOLINK_API_KEY=(\S+)", second)
-        assert url and key, (first, second)
-        yield url.group(1), key.group(1)
-    finally:
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-    assert code == 0
 
 
 def submit_one(url: str, key: str) -> Task:

@@ -19,10 +19,8 @@ import asyncio
 import importlib.util
 import os
 import re
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,26 +82,6 @@ async def test_client_snippet_runs(
         if asyncio.iscoroutine(result):
             await result
     assert mock.stats.tasks_created > 0
-
-
-@pytest.fixture
-def mock_server() -> Iterator[tuple[str, str]]:
-    """`evolink-async mock-server` in a subprocess; yields (url, key)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "evolink_async", "mock-server", "--time-scale", "0.001"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    try:
-        url = re.search(r"on (\S+)", process.stdout.readline())
-        key = re.search(r"EVOLINK_API_KEY=(\S+)", process.stdout.readline())
-        assert url and key
-        yield url.group(1), key.group(1)
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
-        process.stdout.close()
 
 
 @pytest.mark.parametrize(
