@@ -31,8 +31,13 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+# A tiny size of every benchmark: proves they run, measures nothing worth keeping.
 bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/poll_efficiency.py --smoke
+	$(BIN)/python benchmarks/chaos.py --smoke
+	$(BIN)/python benchmarks/batch_throughput.py --smoke
+	$(BIN)/python benchmarks/overhead.py --smoke
+	$(BIN)/python benchmarks/scale.py --smoke
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache dist build

@@ -11,6 +11,7 @@ raises, and then as `MalformedResponseError`, which the HTTP layer turns into an
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -40,6 +41,11 @@ converter = cattrs.Converter()
 
 def _number(value: object) -> float | None:
     """A finite float from a JSON number or numeric string, else None."""
+    # Fast paths for what `json.loads` gives (exact types: bool is not int here).
+    if type(value) is int:
+        return float(value)
+    if type(value) is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -65,6 +71,8 @@ def _text(value: object) -> str | None:
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value
     if value is None:
         return {}
     if isinstance(value, Mapping):
@@ -73,6 +81,8 @@ def _mapping(value: object, what: str) -> Mapping[str, Any]:
 
 
 def _progress(value: object) -> int:
+    if type(value) is int and 0 <= value <= 100:
+        return value
     number = _number(value)
     if number is None:
         return 0
@@ -83,6 +93,13 @@ def _timestamp(value: object) -> datetime | None:
     number = _number(value)
     if number is None:
         return None
+    return _datetime(number)
+
+
+@functools.lru_cache(maxsize=1024)
+def _datetime(number: float) -> datetime | None:
+    # Cached: a task's `created` is the same on every poll, and tasks created
+    # in the same second share one value (datetimes are immutable).
     try:
         return datetime.fromtimestamp(number, tz=UTC)
     except (OverflowError, OSError, ValueError):
@@ -140,7 +157,7 @@ def structure_task(data: object) -> Task:
     Raises:
         MalformedResponseError: not an object, or no usable `id` / `status`.
     """
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise MalformedResponseError(f"expected a task object, got {type(data).__name__}")
     task_id = data.get("id")
     if not isinstance(task_id, str) or not task_id:

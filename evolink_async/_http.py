@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._errors import (
     APIConnectionError,
@@ -262,6 +263,9 @@ class Transport:
         self.rate_limited = 0
         self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
         self.closed = False
+        # The Authorization header alone, built once: most requests (every
+        # poll) send nothing else, and aiohttp takes a multidict as it is.
+        self._plain_headers: CIMultiDictProxy[str] | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -315,6 +319,10 @@ class Transport:
             )
         return {"Authorization": f"Bearer {self._api_key}"}
 
+    def _make_plain_headers(self) -> CIMultiDictProxy[str]:
+        self._plain_headers = CIMultiDictProxy(CIMultiDict(self.auth_headers()))
+        return self._plain_headers
+
     # -- rate-limit pause ----------------------------------------------------
 
     def pause_for(self, seconds: float) -> None:
@@ -358,11 +366,15 @@ class Transport:
             APIConnectionError: no reply, once retries are spent.
         """
         session, semaphore = self._bind()
-        send_headers = self.auth_headers()
-        if body is not None:
-            send_headers["Content-Type"] = "application/json"
-        if headers:
-            send_headers.update(headers)
+        send_headers: Mapping[str, str]
+        if body is None and not headers:
+            send_headers = self._plain_headers or self._make_plain_headers()
+        else:
+            send_headers = self.auth_headers()
+            if body is not None:
+                send_headers["Content-Type"] = "application/json"
+            if headers:
+                send_headers.update(headers)
         policy = self.retry
         if not retry_safe:
             max_retries = 0
@@ -372,8 +384,9 @@ class Transport:
         debug = logger.isEnabledFor(logging.DEBUG)
         while True:
             attempt += 1
-            await self._wait_pause()
-            started = time.monotonic()
+            if self._paused_until:
+                await self._wait_pause()
+            started = time.monotonic() if debug else 0.0
             failure: APIError | APIConnectionError
             retry_after: float | None = None
             try:
@@ -405,8 +418,8 @@ class Transport:
                 failure.__cause__ = exc
             else:
                 request_id = _request_id(resp_headers)
-                elapsed = time.monotonic() - started
                 if debug:
+                    elapsed = time.monotonic() - started
                     logger.debug(
                         "%s %s -> %d (attempt %d, %.1f ms, request id %s)",
                         method,
@@ -467,7 +480,12 @@ def _decode(
             request_id=request_id,
             body=payload[:2000].decode("utf-8", errors="replace"),
         ) from None
-    if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping) and "id" not in data:
+    if (
+        (type(data) is dict or isinstance(data, Mapping))
+        and data.get("error") is not None
+        and isinstance(data.get("error"), Mapping)
+        and "id" not in data
+    ):
         # A 2xx that carries an error body: some gateways answer failures so.
         raise _error_from_reply(status, headers, payload, request_id)
     replayed = headers.get("idempotency-replayed", "").lower() == "true"
