@@ -45,7 +45,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shlex
 import signal
 import sqlite3
@@ -99,8 +98,6 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 _BOM: Final = b"\xef\xbb\xbf"
-#: What `download_video` names its temporary files: `.<name>.<8 hex>.part`.
-_PARTIAL_DOWNLOAD: Final = re.compile(r"\..+\.[0-9a-f]{8}\.part")
 _PROG: Final = "evolink-async batch"
 
 
@@ -853,23 +850,6 @@ class BatchReport:
         return EXIT_FAILED
 
 
-def remove_partial_downloads(directory: Path) -> int:
-    """
-    Delete the temporary files of downloads a killed run left in `directory`.
-
-    Only names of the form the downloader uses (`.<file>.<8 hex>.part`) go.
-    """
-    removed = 0
-    if not directory.is_dir():
-        return 0
-    for path in directory.glob(".*.part"):
-        if _PARTIAL_DOWNLOAD.fullmatch(path.name) and path.is_file():
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed += 1
-    return removed
-
-
 async def execute(
     client: EvoLinkClient,
     jobs: Path,
@@ -1049,10 +1029,6 @@ async def _main(options: Options) -> int:
         print(f"{_PROG}: cannot write {options.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        if options.download is not None:
-            removed = remove_partial_downloads(options.download)
-            if removed:
-                display.note(f"Removed {removed} partial downloads left by an interrupted run.")
         async with contextlib.AsyncExitStack() as stack:
             poll = scaled_poll(options.time_scale) if options.time_scale else None
             concurrency = max(16, options.concurrency or 0)
