@@ -61,8 +61,8 @@ def _number(value: object) -> float | None:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
-        return None
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -107,22 +107,44 @@ def _datetime(number: float) -> datetime | None:
 
 
 def _duration(value: object) -> float | None:
+    if type(value) is int:
+        return float(value) if value >= 0 else None
+    if type(value) is float:
+        return value if 0.0 <= value < math.inf else None
+    if value is None:
+        return None
     number = _number(value)
     if number is None or number < 0:
         return None
     return number
 
 
-def _usage(value: object) -> Usage | None:
-    if value is None:
-        return None
+def _usage(value: object) -> Usage:
     data = _mapping(value, "usage")
-    return Usage(
-        billing_rule=_text(data.get("billing_rule")),
-        credits_reserved=_number(data.get("credits_reserved")),
-        credits_used=_number(data.get("credits_used")),
-        user_group=_text(data.get("user_group")),
+    key = (
+        _text(data.get("billing_rule")),
+        _number(data.get("credits_reserved")),
+        _number(data.get("credits_used")),
+        _text(data.get("user_group")),
     )
+    # Usage values repeat (every poll of a task, most tasks of a batch):
+    # share one immutable object per distinct value, in a bounded table.
+    usage = _usages.get(key)
+    if usage is None:
+        if len(_usages) >= _MAX_USAGES:
+            _usages.clear()
+        billing_rule, credits_reserved, credits_used, user_group = key
+        usage = _usages[key] = Usage(
+            billing_rule=billing_rule,
+            credits_reserved=credits_reserved,
+            credits_used=credits_used,
+            user_group=user_group,
+        )
+    return usage
+
+
+_MAX_USAGES = 4096
+_usages: dict[tuple[str | None, float | None, float | None, str | None], Usage] = {}
 
 
 def _task_error(value: object) -> TaskError | None:
@@ -157,34 +179,43 @@ def structure_task(data: object) -> Task:
     Raises:
         MalformedResponseError: not an object, or no usable `id` / `status`.
     """
+    # Every poll of every watched task comes through here: the common JSON
+    # types take the short way (`type(x) is ...`), anything else the helpers.
     if type(data) is not dict and not isinstance(data, Mapping):
         raise MalformedResponseError(f"expected a task object, got {type(data).__name__}")
-    task_id = data.get("id")
-    if not isinstance(task_id, str) or not task_id:
+    get = data.get
+    task_id = get("id")
+    if (type(task_id) is not str and not isinstance(task_id, str)) or not task_id:
         raise MalformedResponseError("task reply has no 'id'")
-    status = data.get("status")
-    if not isinstance(status, str):
+    status = get("status")
+    if type(status) is not str and not isinstance(status, str):
         raise MalformedResponseError(f"task {task_id} reply has no 'status'")
-    info = _mapping(data.get("task_info"), "task_info")
+    info = _mapping(get("task_info"), "task_info")
     can_cancel = info.get("can_cancel")
     status_member = TaskStatus.parse(status)
     # The API only documents `error` on failed tasks; some gateways send
     # `"error": null` or an empty object on others. Keep it only when it says
     # something.
-    error = _task_error(data.get("error"))
+    raw_error = get("error")
+    error = None if raw_error is None else _task_error(raw_error)
     if error is not None and error.code is None and not error.message:
         error = None
+    raw_usage = get("usage")
+    raw_results = get("results")
+    created = get("created")
     return Task(
         id=task_id,
         status=status_member,
-        progress=100 if status_member is TaskStatus.COMPLETED else _progress(data.get("progress")),
-        model=_text(data.get("model")),
-        created=_timestamp(data.get("created")),
-        estimated_time=_duration(info.get("estimated_time", data.get("estimated_time"))),
-        can_cancel=can_cancel if isinstance(can_cancel, bool) else None,
+        progress=100 if status_member is TaskStatus.COMPLETED else _progress(get("progress")),
+        model=_text(get("model")),
+        created=_datetime(float(created)) if type(created) is int else _timestamp(created),
+        estimated_time=_duration(
+            info["estimated_time"] if "estimated_time" in info else get("estimated_time")
+        ),
+        can_cancel=can_cancel if can_cancel is True or can_cancel is False else None,
         video_duration=_duration(info.get("video_duration")),
-        results=_results(data.get("results")),
-        usage=_usage(data.get("usage")),
+        results=() if raw_results is None else _results(raw_results),
+        usage=None if raw_usage is None else _usage(raw_usage),
         error=error,
         raw=data,
     )

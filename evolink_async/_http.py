@@ -21,6 +21,8 @@ download (result URLs are on a CDN).
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import email.utils
 import json
 import logging
@@ -234,6 +236,54 @@ def malformed(response: Response, detail: str) -> APIError:
     )
 
 
+class _Slots:
+    """
+    A counting semaphore (the client's `max_concurrency`) that costs no
+    await while a slot is free: `try_take()`, else `await take()`; then
+    `give()` exactly once. First come, first served; a freed slot goes
+    straight to the longest waiter.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody queues for it."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Wait for a slot (in turn) and take it."""
+        if self.try_take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot, then cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        """Return a slot: to the first live waiter, else to the pool."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 class Transport:
     """
     The client's HTTP machinery: session, semaphore, retries, errors.
@@ -256,7 +306,7 @@ class Transport:
         self.max_concurrency = max_concurrency
         self._session = session
         self._owns_session = session is None
-        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore: _Slots | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._paused_until = 0.0
         #: 429 replies received so far (the batch runner adapts to it).
@@ -269,7 +319,7 @@ class Transport:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def _bind(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+    def _bind(self) -> tuple[aiohttp.ClientSession, _Slots]:
         """The session and semaphore, made on first use inside the running loop."""
         if self.closed:
             raise ClientClosedError(
@@ -284,7 +334,7 @@ class Transport:
                 "belongs to one loop, so create one client per loop (e.g. per asyncio.run)"
             )
         if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+            self._semaphore = _Slots(self.max_concurrency)
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=self.timeout,
@@ -390,20 +440,22 @@ class Transport:
             failure: APIError | APIConnectionError
             retry_after: float | None = None
             try:
-                async with (
-                    semaphore,
-                    session.request(
+                if not semaphore.try_take():
+                    await semaphore.take()
+                try:
+                    async with session.request(
                         method,
                         url,
                         data=form() if form is not None else body,
                         headers=send_headers,
                         timeout=timeout or self.timeout,
                         allow_redirects=False,
-                    ) as resp,
-                ):
-                    payload = await resp.read()
-                    status = resp.status
-                    resp_headers = resp.headers
+                    ) as resp:
+                        payload = await resp.read()
+                        status = resp.status
+                        resp_headers = resp.headers
+                finally:
+                    semaphore.give()
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 failure = APITimeoutError(
                     f"{method} {path} timed out after {_describe_timeout(timeout or self.timeout)}"
@@ -488,7 +540,8 @@ def _decode(
     ):
         # A 2xx that carries an error body: some gateways answer failures so.
         raise _error_from_reply(status, headers, payload, request_id)
-    replayed = headers.get("idempotency-replayed", "").lower() == "true"
+    # Only creates (POST, with an Idempotency-Key) are ever replayed.
+    replayed = method == "POST" and headers.get("idempotency-replayed", "").lower() == "true"
     return Response(status, headers, data, request_id, replayed)
 
 

@@ -319,7 +319,9 @@ class Watcher:
             state = _poll.start(policy, started_at=now, estimated_time=None)
         entry = _Entry(task_id, state)
         self._entries[task_id] = entry
-        hinted = self._hints.pop(task_id, "missing") is None
+        hinted = task_id in self._hints
+        if hinted:
+            del self._hints[task_id]
         if initial is not None:
             entry.latest = initial
             if initial.is_terminal:
@@ -357,7 +359,7 @@ class Watcher:
         if isinstance(exc, EvoLinkError):
             entry.error = exc
         elif exc is not None:
-            entry.error = ClientClosedError(str(exc))
+            entry.error = EvoLinkError(f"waiting stopped: {exc}")
         if self._entries.get(entry.task_id) is entry:
             del self._entries[entry.task_id]
         entry.seq = -1
