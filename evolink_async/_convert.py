@@ -172,6 +172,9 @@ def _results(value: object) -> tuple[str, ...]:
     raise MalformedResponseError(f"results is a {type(value).__name__}, expected a list of URLs")
 
 
+_STATUSES: dict[object, TaskStatus] = {member.value: member for member in TaskStatus}
+
+
 def structure_task(data: object) -> Task:
     """
     Read one task object.
@@ -190,9 +193,11 @@ def structure_task(data: object) -> Task:
     status = get("status")
     if type(status) is not str and not isinstance(status, str):
         raise MalformedResponseError(f"task {task_id} reply has no 'status'")
-    info = _mapping(get("task_info"), "task_info")
+    info = get("task_info")
+    if type(info) is not dict:
+        info = _mapping(info, "task_info")
     can_cancel = info.get("can_cancel")
-    status_member = TaskStatus.parse(status)
+    status_member = _STATUSES.get(status) or TaskStatus.parse(status)
     # The API only documents `error` on failed tasks; some gateways send
     # `"error": null` or an empty object on others. Keep it only when it says
     # something.
@@ -203,11 +208,17 @@ def structure_task(data: object) -> Task:
     raw_usage = get("usage")
     raw_results = get("results")
     created = get("created")
+    model = get("model")
+    progress = get("progress")
+    if status_member is TaskStatus.COMPLETED:
+        progress = 100
+    elif type(progress) is not int or not 0 <= progress <= 100:
+        progress = _progress(progress)
     return Task(
         id=task_id,
         status=status_member,
-        progress=100 if status_member is TaskStatus.COMPLETED else _progress(get("progress")),
-        model=_text(get("model")),
+        progress=progress,
+        model=model if type(model) is str else _text(model),
         created=_datetime(float(created)) if type(created) is int else _timestamp(created),
         estimated_time=_duration(
             info["estimated_time"] if "estimated_time" in info else get("estimated_time")
