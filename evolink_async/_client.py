@@ -40,6 +40,9 @@ logger = logging.getLogger("evolink_async")
 DEFAULT_BASE_URL: Final = "https://api.evolink.ai"
 DEFAULT_FILES_BASE_URL: Final = "https://files-api.evolink.ai"
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._-]{16,96}")
+#: Characters a path segment may hold unquoted (RFC 3986 unreserved), except
+#: that a segment of dots only ("." or "..") is quoted too.
+_URL_SAFE = re.compile(r"(?!\.+$)[A-Za-z0-9._~-]+")
 #: Submit times remembered so `wait(task)` after `submit` plans from the real
 #: start; bounded so a long-running process does not grow without end.
 _MAX_REMEMBERED_SUBMITS: Final = 50_000
@@ -125,6 +128,7 @@ class EvoLinkClient:
             max_in_flight=max_concurrency,
         )
         self._submitted: OrderedDict[str, float] = OrderedDict()
+        self._task_urls: dict[str, str] = {}
         self._downloads: asyncio.Semaphore | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -237,7 +241,10 @@ class EvoLinkClient:
             BadRequestError: a malformed id (`invalid_task_id`).
             NotFoundError: unknown or expired.
         """
-        return _parse_task(await self._get_task_response(task_id, max_retries=None))
+        response = await self._transport.request(
+            "GET", self._task_url(task_id), path="/v1/tasks/{id}"
+        )
+        return _parse_task(response)
 
     async def wait(
         self,
@@ -491,18 +498,28 @@ class EvoLinkClient:
             raise _first_error(failed) from None
         return _models.replace_files(request, urls)
 
-    async def _get_task_response(self, task_id: str, *, max_retries: int | None) -> Response:
-        task_id = _check_task_id(task_id)
-        return await self._transport.request(
-            "GET",
-            f"{self.base_url}/v1/tasks/{quote(task_id, safe='')}",
-            path="/v1/tasks/{id}",
-            max_retries=max_retries,
-        )
+    def _task_url(self, task_id: str) -> str:
+        # The watcher reads the same ids again and again: remember their URLs
+        # (a bounded table, cleared when full).
+        url = self._task_urls.get(task_id)
+        if url is None:
+            # Ids are normally URL-safe already; quoting is for the odd one,
+            # so it can never change the path (`../credits` stays one segment).
+            segment = task_id
+            if type(task_id) is not str or not _URL_SAFE.fullmatch(task_id):
+                segment = quote(_check_task_id(task_id), safe="")
+            url = f"{self.base_url}/v1/tasks/{segment}"
+            if len(self._task_urls) >= _MAX_REMEMBERED_SUBMITS:
+                self._task_urls.clear()
+            self._task_urls[task_id] = url
+        return url
 
     async def _poll_one(self, task_id: str) -> Task:
         # No retries inside: the watcher reschedules, and sees 429s at once.
-        return _parse_task(await self._get_task_response(task_id, max_retries=0))
+        response = await self._transport.request(
+            "GET", self._task_url(task_id), path="/v1/tasks/{id}", max_retries=0
+        )
+        return _parse_task(response)
 
     async def _poll_many(self, task_ids: Sequence[str]) -> list[Task]:
         body = json.dumps({"task_ids": list(task_ids)}).encode()
@@ -583,6 +600,9 @@ def _is_number(value: object) -> bool:
 def _check_task_id(task_id: object) -> str:
     if not isinstance(task_id, str) or not task_id.strip():
         raise ValidationError(f"task_id={task_id!r}: must be a non-empty string")
+    if not task_id.strip("."):
+        # "." and ".." would be read as path steps, not as an id.
+        raise ValidationError(f"task_id={task_id!r}: not a task id")
     return task_id
 
 

@@ -145,7 +145,9 @@ class _Bucket:
 
     def __init__(self, rate: float, now: float) -> None:
         self.rate = rate
-        self.burst = max(1.0, rate)
+        # A tenth of a second's worth: enough to absorb timer jitter, small
+        # enough that no one second sees much more than the budget.
+        self.burst = max(1.0, rate / 10)
         self.tokens = self.burst
         self.stamp = now
 

@@ -93,6 +93,15 @@ async def test_get_task_reads_the_same_task(client: EvoLinkClient, mock: MockEvo
     assert mock.stats.polls[created.id]
 
 
+@pytest.mark.parametrize("task_id", ["", "  ", ".", "..", "..."])
+async def test_ids_that_cannot_be_tasks_are_refused_before_sending(
+    client: EvoLinkClient, mock: MockEvoLink, task_id: str
+) -> None:
+    with pytest.raises(ValidationError, match="task_id"):
+        await client.get_task(task_id)
+    assert sum(mock.stats.requests.values()) == 0
+
+
 async def test_task_id_is_quoted_into_the_path(client: EvoLinkClient, mock: MockEvoLink) -> None:
     with pytest.raises(BadRequestError) as info:
         await client.get_task("../credits")

@@ -236,15 +236,16 @@ async def test_budget_is_respected_with_2000_tasks(mock: MockEvoLink) -> None:
     times = sorted(t for task in tasks for t in mock.stats.polls[task.id])
     assert len(times) >= 2000
     # Any two-second window holds at most two seconds of budget, the bucket's
-    # burst, and the polls dispatched in budget that queued behind the 64
-    # request slots (under load they reach the server bunched together).
+    # burst (a tenth of a second's worth), and the polls dispatched in budget
+    # that queued behind the 64 request slots (under load they reach the
+    # server bunched together).
     window_max = 0
     start = 0
     for end, when in enumerate(times):
         while when - times[start] > 2.0:
             start += 1
         window_max = max(window_max, end - start + 1)
-    assert window_max <= 2 * budget + budget + 64
+    assert window_max <= 2 * budget + budget / 10 + 64
     span = times[-1] - times[0]
     assert len(times) <= budget * span + budget + 5
 
