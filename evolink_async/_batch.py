@@ -558,7 +558,9 @@ class BatchRun:
             active.entry = self._client._watcher.watch(
                 task_id,
                 initial=task,
-                started_at=self._client._submitted.get(task_id),
+                # Taken, not read: the runner is the only reader of a task it
+                # created, and a long run must not keep every submit time.
+                started_at=self._client._submitted.pop(task_id, None),
                 listener=self._listener(active),
             )
         except ClientClosedError as exc:
