@@ -65,6 +65,7 @@ from multiprocessing.synchronize import Event as MpEvent
 from typing import Any, Final
 
 import aiohttp
+from _common import percentile
 
 from evolink_async import EvoLinkClient
 
@@ -78,17 +79,6 @@ TARGET_RATIO: Final = 0.85
 ROUND_LIMIT: Final = 600.0
 #: Self-time rows printed by --profile.
 PROFILE_ROWS: Final = 14
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation; nan when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 # -- the mock process -----------------------------------------------------------

@@ -69,6 +69,7 @@ from typing import Any, Final, Literal
 
 import aiohttp
 import attrs
+from _common import percentile
 
 from evolink_async import EvoLinkClient, PollPolicy, Task, TaskStatus
 from evolink_async.testing import MockEvoLink
@@ -170,17 +171,6 @@ class Result:
     def requests_per_round(self) -> float:
         """Poll requests per task per poll round = poll requests / task reads."""
         return self.poll_requests / self.reads if self.reads else math.nan
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation; nan when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 # -- waiting, one coroutine per task ------------------------------------------
