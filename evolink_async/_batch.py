@@ -668,7 +668,7 @@ class BatchRun:
         timeout = transport.timeout
         async with self._downloads:
             path = await download_video(
-                transport.session,
+                transport.download_session,
                 url,
                 dest,
                 overwrite=False,

@@ -392,7 +392,7 @@ class EvoLinkClient:
         if text.endswith(("/", os.sep)):
             await anyio.Path(text).mkdir(parents=True, exist_ok=True)
         path = target_path(Path(text), task.id)
-        session = self._transport.session
+        session = self._transport.download_session
         if self._downloads is None:
             self._downloads = asyncio.Semaphore(max(2, self.max_concurrency // 4))
 

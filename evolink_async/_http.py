@@ -313,8 +313,13 @@ class Transport:
         self.rate_limited = 0
         self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
         self.closed = False
-        # The Authorization header alone, built once: most requests (every
-        # poll) send nothing else, and aiohttp takes a multidict as it is.
+        # A session the transport makes carries the Authorization header as a
+        # default header (aiohttp then merges nothing per request), and result
+        # downloads get a second session without it: the CDN never sees the
+        # key. A caller's session gets the header on each request instead.
+        self._auth_in_session = False
+        self._download_session: aiohttp.ClientSession | None = None
+        # The Authorization header alone, built once, for a caller's session.
         self._plain_headers: CIMultiDictProxy[str] | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -336,12 +341,36 @@ class Transport:
         if self._semaphore is None:
             self._semaphore = _Slots(self.max_concurrency)
         if self._session is None:
+            headers = {"User-Agent": USER_AGENT}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+                self._auth_in_session = True
             self._session = aiohttp.ClientSession(
                 timeout=self.timeout,
-                headers={"User-Agent": USER_AGENT},
+                headers=headers,
                 connector=aiohttp.TCPConnector(limit=max(100, 2 * self.max_concurrency)),
             )
         return self._session, self._semaphore
+
+    @property
+    def download_session(self) -> aiohttp.ClientSession:
+        """
+        The session for result downloads: never one that carries the key.
+
+        The caller's session when the client was given one (the SDK adds the
+        key per API request there, never to that session), else a second
+        session the transport makes on first use.
+        """
+        session, _ = self._bind()
+        if not self._auth_in_session:
+            return session
+        if self._download_session is None:
+            self._download_session = aiohttp.ClientSession(
+                timeout=self.timeout,
+                headers={"User-Agent": USER_AGENT},
+                connector=aiohttp.TCPConnector(limit=max(16, self.max_concurrency)),
+            )
+        return self._download_session
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -351,13 +380,20 @@ class Transport:
     @property
     def has_open_session(self) -> bool:
         """True when this transport made a session that is not closed yet."""
-        return self._owns_session and self._session is not None and not self._session.closed
+        return any(not session.closed for session in self._own_sessions())
+
+    def _own_sessions(self) -> list[aiohttp.ClientSession]:
+        sessions = [self._download_session] if self._download_session is not None else []
+        if self._owns_session and self._session is not None:
+            sessions.append(self._session)
+        return sessions
 
     async def aclose(self) -> None:
-        """Close the session if this transport made it; idempotent."""
+        """Close the sessions this transport made; idempotent."""
         self.closed = True
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
+        for session in self._own_sessions():
+            if not session.closed:
+                await session.close()
 
     def auth_headers(self) -> dict[str, str]:
         """The Authorization header; raises `AuthenticationError` without a key."""
@@ -416,8 +452,12 @@ class Transport:
             APIConnectionError: no reply, once retries are spent.
         """
         session, semaphore = self._bind()
-        send_headers: Mapping[str, str]
-        if body is None and not headers:
+        send_headers: Mapping[str, str] | None
+        if self._auth_in_session:
+            send_headers = headers
+            if body is not None:
+                send_headers = {"Content-Type": "application/json", **(headers or {})}
+        elif body is None and not headers:
             send_headers = self._plain_headers or self._make_plain_headers()
         else:
             send_headers = self.auth_headers()

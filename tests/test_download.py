@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from evolink_async import (
@@ -121,3 +122,32 @@ async def test_the_api_key_is_not_sent_to_the_result_host(
     await client.download(task, tmp_path)
     read = next(r for r in mock.requests_log if r.route == VIDEO)
     assert "Authorization" not in read.headers
+    api = [r for r in mock.requests_log if r.route != VIDEO]
+    assert api
+    assert all(r.headers["Authorization"] == f"Bearer {mock.api_key}" for r in api)
+
+
+async def test_the_key_stays_off_downloads_through_a_callers_session(
+    mock: MockEvoLink, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with make_client(mock, session=session) as client:
+            task = await finished_task(client)
+            await client.download(task, tmp_path)
+        assert "Authorization" not in session.headers
+    read = next(r for r in mock.requests_log if r.route == VIDEO)
+    assert "Authorization" not in read.headers
+    assert next(r for r in mock.requests_log if r.route != VIDEO).headers["Authorization"]
+
+
+async def test_closing_the_client_closes_its_download_session(
+    mock: MockEvoLink, tmp_path: Path
+) -> None:
+    client = make_client(mock)
+    async with client:
+        task = await finished_task(client)
+        await client.download(task, tmp_path)
+        sessions = client._transport._own_sessions()
+        assert len(sessions) == 2
+    assert all(session.closed for session in sessions)
+    assert not client._transport.has_open_session
