@@ -120,12 +120,19 @@ def _duration(value: object) -> float | None:
 
 
 def _usage(value: object) -> Usage:
-    data = _mapping(value, "usage")
+    data = value if type(value) is dict else _mapping(value, "usage")
+    get = data.get
+    billing_rule = get("billing_rule")
+    reserved = get("credits_reserved")
+    used = get("credits_used")
+    user_group = get("user_group")
+    # What JSON gives (str, finite float, None) goes as it is; the rest
+    # through the tolerant readers.
     key = (
-        _text(data.get("billing_rule")),
-        _number(data.get("credits_reserved")),
-        _number(data.get("credits_used")),
-        _text(data.get("user_group")),
+        billing_rule if type(billing_rule) is str else _text(billing_rule),
+        reserved if type(reserved) is float and math.isfinite(reserved) else _number(reserved),
+        used if used is None else _number(used),
+        user_group if type(user_group) is str else _text(user_group),
     )
     # Usage values repeat (every poll of a task, most tasks of a batch):
     # share one immutable object per distinct value, in a bounded table.

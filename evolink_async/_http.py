@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import aiohttp
 import attrs
@@ -157,8 +157,7 @@ def _hint_seconds(*texts: str | None) -> float | None:
     return None
 
 
-@attrs.frozen(slots=True)
-class Response:
+class Response(NamedTuple):
     """A decoded reply: status, headers, JSON data, request id."""
 
     status: int
@@ -318,6 +317,7 @@ class Transport:
         # downloads get a second session without it: the CDN never sees the
         # key. A caller's session gets the header on each request instead.
         self._auth_in_session = False
+        self._bound: tuple[aiohttp.ClientSession, _Slots] | None = None
         self._download_session: aiohttp.ClientSession | None = None
         # The Authorization header alone, built once, for a caller's session.
         self._plain_headers: CIMultiDictProxy[str] | None = None
@@ -350,7 +350,8 @@ class Transport:
                 headers=headers,
                 connector=aiohttp.TCPConnector(limit=max(100, 2 * self.max_concurrency)),
             )
-        return self._session, self._semaphore
+        self._bound = (self._session, self._semaphore)
+        return self._bound
 
     @property
     def download_session(self) -> aiohttp.ClientSession:
@@ -451,7 +452,10 @@ class Transport:
             APIError: a subclass per HTTP status, once retries are spent.
             APIConnectionError: no reply, once retries are spent.
         """
-        session, semaphore = self._bind()
+        bound = self._bound
+        if bound is None or self.closed or self._loop is not asyncio.get_running_loop():
+            bound = self._bind()
+        session, semaphore = bound
         send_headers: Mapping[str, str] | None
         if self._auth_in_session:
             send_headers = headers
@@ -574,15 +578,17 @@ def _decode(
         ) from None
     if (
         (type(data) is dict or isinstance(data, Mapping))
-        and data.get("error") is not None
-        and isinstance(data.get("error"), Mapping)
+        and "error" in data
         and "id" not in data
+        and isinstance(data["error"], Mapping)
     ):
         # A 2xx that carries an error body: some gateways answer failures so.
         raise _error_from_reply(status, headers, payload, request_id)
-    # Only creates (POST, with an Idempotency-Key) are ever replayed.
-    replayed = method == "POST" and headers.get("idempotency-replayed", "").lower() == "true"
-    return Response(status, headers, data, request_id, replayed)
+    if method == "POST":
+        # Only creates (POST, with an Idempotency-Key) are ever replayed.
+        replayed = headers.get("idempotency-replayed", "").lower() == "true"
+        return Response(status, headers, data, request_id, replayed)
+    return Response(status, headers, data, request_id)
 
 
 def _describe_timeout(timeout: aiohttp.ClientTimeout) -> str:
