@@ -13,13 +13,19 @@ This process reads that task again and again, `--concurrency` calls in flight
   with the same headers (Authorization, User-Agent), timeout and connector
   limit (`TCPConnector(limit=max(100, 2 * C))`, what the client makes).
 
-Rounds alternate A B A B ... (`--calls` per contender in all, `--round`
+Rounds alternate A B, B A, ... (`--calls` per contender in all, `--round`
 calls per round, after one unmeasured warm-up round each), so slow spells of
 a shared machine hit both contenders alike. Per contender it reports calls/s
 (total calls / total seconds of its rounds), the median and spread of the
 per-round rates, per-call CPU time of this (client) process
 (`time.process_time()` over its rounds / calls; the mock's CPU is not in
-it), and per-call latency p50/p99. The ratio is ours / plain calls/s.
+it), and per-call latency p50/p99.
+
+The ratio that meets the target is the median over round pairs of ours /
+plain calls/s, where a pair is the two rounds run back to back: a slow
+spell of the machine (this is a VM with 2 cores, shared by the mock) that
+hits one round moves one pair, not the result. The ratio of the totals is
+printed next to it.
 
 With 2 cores the mock (one Python process, one core) is usually what limits
 both contenders' calls/s; CPU per call shows the client's own cost, and the
@@ -367,14 +373,17 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         mock.close()
     print_table(ours, plain, args)
-    ratio = ours.rate / plain.rate
+    pairs = [a / b for a, b in zip(ours.rates, plain.rates, strict=True)]
+    ratio = statistics.median(pairs)
     verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
     print(
         f"\n(ran in {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f})"
     )
     print(
         f"summary: ours {ours.rate:,.0f} calls/s vs plain aiohttp {plain.rate:,.0f} calls/s,"
-        f" ratio {ratio:.2f} (target >= {TARGET_RATIO}) {verdict}; CPU/call"
+        f" ratio {ratio:.2f} (median of {len(pairs)} round pairs,"
+        f" {min(pairs):.2f}-{max(pairs):.2f}; of the totals {ours.rate / plain.rate:.2f})"
+        f" (target >= {TARGET_RATIO}) {verdict}; CPU/call"
         f" {ours.cpu_us:.0f} us vs {plain.cpu_us:.0f} us (+{ours.cpu_us - plain.cpu_us:.0f} us);"
         f" p50/p99 {ours.latency_ms(50):.1f}/{ours.latency_ms(99):.1f} ms vs"
         f" {plain.latency_ms(50):.1f}/{plain.latency_ms(99):.1f} ms"
@@ -386,7 +395,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--calls", type=int, default=20_000, help="measured calls per contender (default 20000)"
     )
-    parser.add_argument("--round", type=int, default=2_500, help="calls per round (default 2500)")
+    parser.add_argument("--round", type=int, default=1_000, help="calls per round (default 1000)")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight (default 64)")
     parser.add_argument(
         "--profile", action="store_true", help="profile one more round of ours (pyinstrument)"
