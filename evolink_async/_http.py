@@ -592,7 +592,8 @@ def _decode(
 
 
 #: The C scanner behind `json.loads`, called directly (see `loads_reply`).
-_scan_json: Final = json.JSONDecoder().scan_once
+#: (`scan_once` is set in `JSONDecoder.__init__`; typeshed does not list it.)
+_scan_json: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def loads_reply(payload: bytes) -> Any:
