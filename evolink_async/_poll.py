@@ -104,6 +104,8 @@ _TINY = sys.float_info.min
 # under the default 10% jitter, for a fixed, small cost per call.
 _SOLVE_STEPS = 8
 _SQRT2 = math.sqrt(2.0)
+# The lowest `pressure` next_poll_at plans with (a guard against 0, not tuning).
+_MIN_PRESSURE = 1e-6
 
 
 # -- PollPolicy ---------------------------------------------------------------
@@ -355,8 +357,11 @@ def _estimate(policy: PollPolicy, state: PollState) -> float:
     return policy.default_estimate if estimate is None else estimate
 
 
-def _posterior(policy: PollPolicy, state: PollState) -> tuple[float, float]:
-    """Median of the log-duration and its log-spread, from estimate and progress."""
+def _posterior(policy: PollPolicy, state: PollState, *, stall: bool = True) -> tuple[float, float]:
+    """
+    Median of the log-duration and its log-spread, from estimate and progress
+    (and, with `stall`, from polls that showed no new progress).
+    """
     mu = math.log(_estimate(policy, state))
     variance = policy.estimate_spread * policy.estimate_spread
     share = min(state.progress, 100) / 100.0
@@ -370,8 +375,19 @@ def _posterior(policy: PollPolicy, state: PollState) -> tuple[float, float]:
     half = (high - low) / (high + low)
     noise = policy.progress_noise * (1.0 - share)
     floor = policy.progress_noise_floor
-    seen = half * half / 3.0 + noise * noise + floor * floor + _MIN_SPREAD * _MIN_SPREAD
     mu_seen = math.log(reached) - math.log(share)
+    # A stall: polls after `reached_by` still showed this level. At the last
+    # of them (`since` after the start) the share done was at least this
+    # level and the task still ran, so T lies in (since, since / share]. Once
+    # `since` is past the latest finish the bracket above allows (high /
+    # share), progress has slowed: plan by the stall's bracket, so a task
+    # that jumped early and then stalled is not polled as if it were about to
+    # finish.
+    since = state.last_poll - state.started_at
+    if stall and share < 1.0 and math.isfinite(since) and since * share > high:
+        mu_seen = math.log(since) - 0.5 * math.log(share)
+        half = -0.5 * math.log(share)
+    seen = half * half / 3.0 + noise * noise + floor * floor + _MIN_SPREAD * _MIN_SPREAD
     # Prior-data conflict: when the two disagree by more than
     # `conflict_threshold` combined spreads, the estimate is the likelier
     # culprit ("can be wildly wrong"): widen its spread until they do not.
@@ -406,9 +422,10 @@ def _keller_interval(
     scale: float,
     low: float,
     high: float,
+    pressure: float,
 ) -> float:
     """The smallest d in [low, high] with lambda * d * P(done by +d | running) / 2 >= 1."""
-    lam = policy.latency_weight / max(_TINY, min(scale, _exp(mu)))
+    lam = pressure * policy.latency_weight / max(_TINY, min(scale, _exp(mu)))
     alive = _survival(math.log(elapsed), mu, sigma)
     if not alive > 0.0:
         return high
@@ -431,7 +448,9 @@ def _keller_interval(
     return math.exp(hi)
 
 
-def next_poll_at(policy: PollPolicy, state: PollState, *, now: float, u: float) -> float:
+def next_poll_at(
+    policy: PollPolicy, state: PollState, *, now: float, u: float, pressure: float = 1.0
+) -> float:
     """
     The clock time at which to poll the task next.
 
@@ -443,6 +462,12 @@ def next_poll_at(policy: PollPolicy, state: PollState, *, now: float, u: float) 
         state: What is known of the task (`start`, then `observe` per poll).
         now: The caller's clock now: the result is never earlier.
         u: A uniform draw in [0, 1) choosing the jitter (clamped into range).
+        pressure: The share of `PollPolicy.latency_weight` to plan with
+            (clamped into (0, 1]; 1 plans as the policy says). The watcher
+            lowers it while its poll budget or the event loop cannot keep up:
+            polls are then left out where finishing is least likely, rather
+            than every poll running late. The first poll moves out by
+            1 / sqrt(pressure), as Keller intervals do.
 
     Returns:
         A finite time within [`min_interval`, `max_interval`] after the last
@@ -456,15 +481,21 @@ def next_poll_at(policy: PollPolicy, state: PollState, *, now: float, u: float) 
     if not math.isfinite(anchor):
         anchor = now if math.isfinite(now) else 0.0
     started = state.started_at if math.isfinite(state.started_at) else anchor
+    pressure = min(1.0, max(_MIN_PRESSURE, pressure)) if math.isfinite(pressure) else 1.0
 
     if state.polls <= 0:
         interval = policy.first_poll_fraction * _estimate(policy, state)
+        if pressure < 1.0:
+            interval /= math.sqrt(pressure)
     else:
-        mu, sigma = _posterior(policy, state)
+        # Overdue is judged without the stall bracket, which moves with the
+        # clock: a task stuck for good must still come to back off.
+        mu, sigma = _posterior(policy, state, stall=False)
         elapsed = max(anchor - started, _exp(mu) * _MIN_FRACTION, _TINY)
         if math.log(elapsed) > mu + policy.overdue_spread * sigma:
             interval = state.gap * policy.backoff
         else:
+            mu, sigma = _posterior(policy, state)
             interval = _keller_interval(
                 policy,
                 elapsed=elapsed,
@@ -473,6 +504,7 @@ def next_poll_at(policy: PollPolicy, state: PollState, *, now: float, u: float) 
                 scale=_estimate(policy, state),
                 low=low,
                 high=high,
+                pressure=pressure,
             )
     if not math.isfinite(interval):
         interval = high

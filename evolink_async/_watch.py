@@ -74,6 +74,26 @@ MAX_MALFORMED: Final = 5
 MIN_SLOWDOWN: Final = 1 / 64
 #: Share of the full budget won back by each successful poll after a slowdown.
 RECOVERY_STEP: Final = 0.02
+#: Planning pressure (see `_poll.next_poll_at`): the watcher plans sparser
+#: polls while, over a window (below), it used more than
+#: BUSY_UTILIZATION of its budget or sent more than LATE_SHARE of its polls
+#: late (later than LATE_FRACTION of their planned interval: the budget, the
+#: in-flight cap or a busy event loop held them back). It plans denser again,
+#: up to the policy's own plan, once a window used less than CALM_UTILIZATION
+#: with almost nothing late. Planning to leave headroom keeps polls on time,
+#: so the ones that matter (around each task's expected finish) are not queued
+#: behind the ones that do not.
+BUSY_UTILIZATION: Final = 0.8
+CALM_UTILIZATION: Final = 0.6
+LATE_FRACTION: Final = 0.1
+LATE_SHARE: Final = 0.1
+#: A window lasts `min_interval`, and at least as long as the budget takes
+#: for this many polls, so that one window's share is not noise.
+WINDOW_POLLS: Final = 100
+#: Per window, pressure is multiplied by EASE when busy, divided by it when
+#: calm, within [MIN_PRESSURE, 1].
+EASE: Final = 0.8
+MIN_PRESSURE: Final = 1 / 16
 #: Callback hints remembered for ids nobody watches yet (a callback can beat
 #: the `wait` call that would register the id).
 MAX_HINTS: Final = 10_000
@@ -194,6 +214,10 @@ class Watcher:
         self._closed = False
         #: Requests sent by the watcher (single and batch), for stats.
         self.polls_sent = 0
+        self._pressure = 1.0
+        self._window_start: float | None = None
+        self._window_polls = 0
+        self._window_late = 0
 
     # -- public-ish API ------------------------------------------------------
 
@@ -206,6 +230,14 @@ class Watcher:
     def slowdown(self) -> float:
         """The share of the poll budget in use (1.0 = full; lower after 429s)."""
         return self._slowdown
+
+    @property
+    def pressure(self) -> float:
+        """
+        The share of `PollPolicy.latency_weight` planned with now (1.0 = the
+        policy's plan; lower while the budget or the event loop is short).
+        """
+        return self._pressure
 
     async def wait(
         self,
@@ -330,7 +362,13 @@ class Watcher:
                 entry.done = True
                 del self._entries[task_id]
                 return entry
-            due = now if hinted else _poll.next_poll_at(policy, state, now=now, u=self._u())
+            due = (
+                now
+                if hinted
+                else _poll.next_poll_at(
+                    policy, state, now=now, u=self._u(), pressure=self._pressure
+                )
+            )
         else:
             entry.needs_origin = started_at is None
             due = now
@@ -448,7 +486,10 @@ class Watcher:
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
-            _, _, entry = heapq.heappop(heap)
+            due, _, entry = heapq.heappop(heap)
+            self._track(
+                now, late=now - due > LATE_FRACTION * max(entry.interval, policy.min_interval)
+            )
             batch = [entry]
             if self._batch_ok:
                 batch.extend(self._also_due(now))
@@ -564,7 +605,7 @@ class Watcher:
             task.progress,
         ):
             self._notify(entry)
-        due = _poll.next_poll_at(policy, entry.state, now=now, u=self._u())
+        due = _poll.next_poll_at(policy, entry.state, now=now, u=self._u(), pressure=self._pressure)
         if entry.hinted:
             entry.hinted = False
             due = min(due, now + policy.min_interval)
@@ -609,6 +650,38 @@ class Watcher:
                 wait = min(policy.max_interval, max(wait, exc.retry_after))
             wait *= 1 + policy.jitter * (2 * self._u() - 1)
             self._schedule(entry, now + max(policy.min_interval, wait))
+
+    def _track(self, now: float, *, late: bool) -> None:
+        """Count one poll sent; at the end of each window, adjust the pressure."""
+        start = self._window_start
+        if start is None:
+            self._window_start = start = now
+        self._window_polls += 1
+        self._window_late += late
+        span = now - start
+        budget = self.policy.max_polls_per_second * self._slowdown
+        if span < self.policy.min_interval or span * budget < WINDOW_POLLS:
+            return
+        capacity = budget * span
+        used = self._window_polls / capacity
+        late_share = self._window_late / self._window_polls
+        pressure = self._pressure
+        if used > BUSY_UTILIZATION or late_share > LATE_SHARE:
+            pressure = max(MIN_PRESSURE, pressure * EASE)
+        elif used < CALM_UTILIZATION and late_share <= LATE_SHARE / 4:
+            pressure = min(1.0, pressure / EASE)
+        if pressure != self._pressure:
+            logger.debug(
+                "poll planning pressure %.2f -> %.2f (%.0f%% of the budget used, %.0f%% late)",
+                self._pressure,
+                pressure,
+                used * 100,
+                late_share * 100,
+            )
+            self._pressure = pressure
+        self._window_start = now
+        self._window_polls = 0
+        self._window_late = 0
 
     def _recover(self) -> None:
         if self._slowdown < 1.0:

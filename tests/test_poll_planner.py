@@ -219,13 +219,47 @@ def test_overdue_task_backs_off_geometrically_up_to_max_interval() -> None:
         state = observe(state, at=when, progress=progress, status="processing")
         when = next_poll_at(STILL, state, now=when, u=0.5)
     gaps = intervals(polls)
-    finish = estimated_duration(STILL, state)
-    overdue = [g for p, g in zip(polls[1:], gaps[1:], strict=True) if p > 2 * finish]
-    ratios = [b / a for a, b in itertools.pairwise(overdue) if b < 60.0]
-    assert len(ratios) >= 3
-    assert ratios == pytest.approx([1.5] * len(ratios))
-    assert overdue[-5:] == pytest.approx([60.0] * 5)
+    # 60 % by the second poll says done by ~90 s if progress were linear;
+    # a while past that, each gap is 1.5 times the one before, up to 60 s.
+    grown = [
+        (p, b / a)
+        for p, (a, b) in zip(polls[2:], itertools.pairwise(gaps[1:]), strict=True)
+        if b < 60.0 and b > 1.01 * a
+    ]
+    backoff = [(p, ratio) for p, ratio in grown if ratio == pytest.approx(1.5)]
+    assert len(backoff) >= 3
+    assert min(p for p, _ in backoff) > 90.0
+    assert backoff == grown[-len(backoff) :]
+    assert gaps[-5:] == pytest.approx([60.0] * 5)
     assert max(gaps) == pytest.approx(60.0)
+    # The estimate follows the stall: the task is taken to need longer and longer.
+    assert estimated_duration(STILL, state) > polls[-1]
+
+
+def test_a_task_that_jumps_early_and_then_stalls_is_not_polled_hard() -> None:
+    # 52 % at the first poll (a fifth of the 165 s estimate) says "done by
+    # ~60 s" if progress were linear; it then stays at 52 % until 130 s and
+    # finishes at 222 s. Planning as if the finish were always imminent polled
+    # it every ~4 s: 39 polls. The stall moves the estimate out instead.
+    duration = 222.0
+
+    def seen(t: float) -> tuple[int, str]:
+        if t >= duration:
+            return 100, "completed"
+        return (52 if t < 130.0 else 77 if t < 170.0 else 93), "processing"
+
+    state = start(STILL, started_at=0.0, estimated_time=165.0)
+    when = next_poll_at(STILL, state, now=0.0, u=0.5)
+    polls = [when]
+    while when < duration:
+        progress, status = seen(when)
+        state = observe(state, at=when, progress=progress, status=status)
+        when = next_poll_at(STILL, state, now=when, u=0.5)
+        polls.append(when)
+    stalled = [t for t in polls if 60.0 < t < 130.0]
+    assert len(stalled) <= 6
+    assert len(polls) <= 24
+    assert polls[-1] - duration <= 0.05 * 165.0
 
 
 def test_progress_pulls_a_far_too_high_estimate_in() -> None:
