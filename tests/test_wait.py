@@ -14,6 +14,7 @@ from aiohttp import web
 from evolink_async import (
     EvoLinkClient,
     NotFoundError,
+    PollPolicy,
     RawRequest,
     Task,
     TaskCancelledError,
@@ -21,6 +22,7 @@ from evolink_async import (
     TaskStatus,
     WaitTimeoutError,
 )
+from evolink_async._watch import EASE, MIN_PRESSURE, Watcher
 from evolink_async.testing import Fault, MockEvoLink
 
 from .conftest import FAST_POLL, TIME_SCALE, make_client
@@ -230,9 +232,16 @@ async def test_cancelling_one_waiter_leaves_the_others(client: EvoLinkClient) ->
 async def test_budget_is_respected_with_2000_tasks(mock: MockEvoLink) -> None:
     budget = 400.0
     poll = attrs.evolve(FAST_POLL, max_polls_per_second=budget)
+    pressures = []
     async with make_client(mock, poll=poll, max_concurrency=64) as client:
         tasks = await asyncio.gather(*(client.submit(job()) for _ in range(2000)))
-        await asyncio.gather(*(client.wait(t) for t in tasks))
+        waits = asyncio.gather(*(client.wait(t) for t in tasks))
+        while not waits.done():
+            pressures.append(client._watcher.pressure)
+            await asyncio.sleep(0.01)
+        await waits
+    # 2000 tasks want far more than 400 polls/s: the watcher plans sparser.
+    assert min(pressures) < 0.5
     times = sorted(t for task in tasks for t in mock.stats.polls[task.id])
     assert len(times) >= 2000
     # Any two-second window holds at most two seconds of budget, the bucket's
@@ -370,3 +379,56 @@ async def test_closing_the_client_ends_waits(mock: MockEvoLink) -> None:
     await client.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await waiter
+
+
+def watcher_for(policy: PollPolicy) -> Watcher:
+    async def unused(_: Any) -> Any:
+        raise AssertionError("no fetch in this test")
+
+    return Watcher(policy=policy, fetch_one=unused, fetch_many=unused, max_in_flight=8)
+
+
+def run_windows(
+    watcher: Watcher, *, windows: int, polls: int, late: int = 0, start: float = 0.0
+) -> float:
+    """`windows` one-second windows of `polls` evenly spaced polls, `late` of them late."""
+    now = start
+    for _ in range(windows):
+        for index in range(polls):
+            now += 1.0 / polls
+            watcher._track(now, late=index < late)
+    return now
+
+
+def test_pressure_falls_while_the_budget_is_nearly_spent_and_comes_back_when_calm() -> None:
+    # Budget 100/s, min_interval 1 s: a window is one second (100 polls' worth).
+    watcher = watcher_for(PollPolicy(min_interval=1.0, max_polls_per_second=100.0))
+    assert watcher.pressure == 1.0
+    now = run_windows(watcher, windows=3, polls=95)
+    # Windows run from poll to poll, so three seconds close two of them.
+    assert watcher.pressure == pytest.approx(EASE**2)
+    now = run_windows(watcher, windows=40, polls=95, start=now)
+    assert watcher.pressure == pytest.approx(MIN_PRESSURE)
+    # 70 % of the budget: neither busy nor calm, the pressure holds.
+    now = run_windows(watcher, windows=5, polls=70, start=now)
+    assert watcher.pressure == pytest.approx(MIN_PRESSURE)
+    now = run_windows(watcher, windows=40, polls=30, start=now)
+    assert watcher.pressure == 1.0
+
+
+def test_late_polls_raise_the_pressure_even_with_budget_to_spare() -> None:
+    watcher = watcher_for(PollPolicy(min_interval=1.0, max_polls_per_second=100.0))
+    run_windows(watcher, windows=6, polls=40, late=10)
+    assert watcher.pressure < 1.0
+    calm = watcher_for(PollPolicy(min_interval=1.0, max_polls_per_second=100.0))
+    run_windows(calm, windows=6, polls=40, late=0)
+    assert calm.pressure == 1.0
+
+
+def test_a_window_is_long_enough_to_hold_many_polls() -> None:
+    # Budget 10/s: a window is 10 s (100 polls' worth), not min_interval (1 s).
+    watcher = watcher_for(PollPolicy(min_interval=1.0, max_polls_per_second=10.0))
+    run_windows(watcher, windows=9, polls=10)
+    assert watcher.pressure == 1.0  # 100 % used, but the window is still open
+    run_windows(watcher, windows=2, polls=10, start=9.0)
+    assert watcher.pressure == pytest.approx(EASE)
