@@ -32,6 +32,12 @@ until they do not: a 2400 s estimate for a task whose progress says 240 s gives
 way after a poll or two. Only the highest progress level and the times that
 bracket it are kept, so a task's state is a handful of numbers.
 
+A stall is evidence too. If the last poll, ``s`` after the start, still showed
+``p``, then ``T`` lies in ``(s, s / (p / 100)]``. Once ``s`` is past the latest
+finish the first bracket allows, progress has slowed, and that later bracket
+takes its place: a task at 52 % after 30 s and still at 52 % after 90 s is not
+polled as if it were due any second.
+
 The next interval follows Keller's optimal checking rule: checking
 ``sqrt(lambda * h / 2)`` times per second, ``h`` the hazard (the chance per
 second of finishing now, given not finished yet), minimises expected polls +
@@ -42,12 +48,15 @@ longer than the server said is not watched more loosely for it. The interval
 ``d`` solves the discrete form ``lambda * d * q(d) / 2 = 1`` (``q(d)`` the
 chance of finishing within ``d`` of the last poll, by a few bisection steps):
 intervals are short where finishing is likely, around the estimated finish,
-and long far from it.
+and long far from it. The caller may scale ``lambda`` down (``pressure`` < 1)
+while its poll budget is short: the same rule then spends fewer polls, and
+leaves out the ones least likely to find the task finished.
 
 The first poll comes after `PollPolicy.first_poll_fraction` of the estimate.
 Once a task runs `PollPolicy.overdue_spread` log-spreads past its estimated
-finish, the model has failed (stuck progress, a long queue): each interval is
-then `PollPolicy.backoff` times the last. Every interval is jittered by +/-
+finish (judged without the stall bracket, which moves with the clock), the
+model has failed (stuck progress, a long queue): each interval is then
+`PollPolicy.backoff` times the last. Every interval is jittered by +/-
 `PollPolicy.jitter` (from the caller's uniform draw ``u``) and kept within
 ``[min_interval, max_interval]`` of the last poll.
 
@@ -164,7 +173,8 @@ class PollPolicy:
         max_interval: Ceiling between two polls of one task, and before the
             first (seconds, >= `min_interval`).
         max_polls_per_second: Budget shared by every waiter of one client
-            (> 0); the scheduler delays polls beyond it.
+            (> 0); the scheduler delays polls beyond it, and plans sparser
+            polls while it uses most of it (see `next_poll_at`'s `pressure`).
         batch_endpoint: Poll due tasks in groups through `POST /v1/tasks/batch`
             (seen in EvoLink's own clients, not documented) instead of one
             `GET /v1/tasks/{id}` each.

@@ -11,6 +11,9 @@ module is the loop that sleeps, fetches and tells waiters. Its shape:
   budget (`PollPolicy.max_polls_per_second`) and starts a poll; at most
   `max_in_flight` polls run at once, inside one anyio task group.
 - Several waiters on one id share one entry, so one poll stream.
+- While polls use most of the budget or run late, tasks are planned with a
+  lower `pressure` (fewer polls where finishing is unlikely), and with the
+  policy's own plan again once the load falls.
 - A 429 on a poll halves the budget for the whole watcher and honours
   Retry-After; each successful poll wins back a little, so the rate recovers
   gradually. Other transient failures (5xx, network, timeouts) reschedule the
