@@ -496,7 +496,7 @@ class BatchRun:
         except ValidationError as exc:
             return JobOutcome(job=_broken_job(item), error=exc, index=index)
         try:
-            body = _models.request_body(job.request)
+            body = _models.request_body(job.request, paths=True)
         except (ValidationError, TypeError, ValueError) as exc:
             error = exc if isinstance(exc, ValidationError) else ValidationError(str(exc))
             return JobOutcome(job=job, error=error, index=index)
@@ -521,13 +521,21 @@ class BatchRun:
             return self._watch(job, index, entry.idempotency_key, entry.task_id, None)
         if self._stop_reading:
             return JobOutcome(job=job, error=_not_submitted(self.stats.stopped_reason), index=index)
+        request = job.request
+        uploads: dict[str, str] | None = None
+        paths = _models.local_files(request)
+        if paths:
+            try:
+                request, uploads = await self._uploaded(request, paths, entry)
+            except EvoLinkError as exc:
+                return JobOutcome(job=job, error=exc, index=index)
         key = entry.idempotency_key if entry is not None else _new_key()
         if entry is None:
-            await journal.begin(job_id, key, fingerprint)
+            await journal.begin(job_id, key, fingerprint, uploads)
         transport = self._client._transport
         limited_before = transport.rate_limited
         try:
-            task = await self._client.submit(job.request, idempotency_key=key)
+            task = await self._client.submit(request, idempotency_key=key)
         except InsufficientCreditsError as exc:
             self._stop_reading = True
             self.stats.stopped_reason = "insufficient credits (HTTP 402): top up, then re-run"
@@ -546,6 +554,26 @@ class BatchRun:
             self._limiter.increase()
         await journal.created(job_id, task.id)
         return self._watch(job, index, key, task.id, task)
+
+    async def _uploaded(
+        self,
+        request: _models.Request,
+        paths: tuple[Path, ...],
+        entry: JournalEntry | None,
+    ) -> tuple[_models.Request, dict[str, str]]:
+        """
+        The request with its local files replaced by URLs, and the URLs.
+
+        A job journalled before a crash reuses the URLs recorded then: a
+        fresh upload would get new URLs, so the re-sent create would differ
+        from the first and the server would refuse its key.
+        """
+        recorded = entry.uploads if entry is not None and entry.uploads else {}
+        urls = {path: recorded[str(path)] for path in paths if str(path) in recorded}
+        missing = [path for path in paths if path not in urls]
+        if missing:
+            urls.update(await self._client._upload_paths(missing))
+        return _models.replace_files(request, urls), {str(path): urls[path] for path in paths}
 
     def _watch(
         self, job: Job, index: int, key: str, task_id: str, task: Task | None

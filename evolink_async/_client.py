@@ -483,6 +483,10 @@ class EvoLinkClient:
         paths = _models.local_files(request)
         if not paths:
             return request
+        return _models.replace_files(request, await self._upload_paths(paths))
+
+    async def _upload_paths(self, paths: Sequence[Path]) -> dict[Path, str]:
+        """Upload each file (two at a time); path -> its file URL."""
         urls: dict[Path, str] = {}
 
         async def upload(path: Path) -> None:
@@ -496,7 +500,7 @@ class EvoLinkClient:
             # Two uploads run at once; the caller gets the (first) error
             # itself, as from any other call, not a group of them.
             raise _first_error(failed) from None
-        return _models.replace_files(request, urls)
+        return urls
 
     def _task_url(self, task_id: str) -> str:
         # The watcher reads the same ids again and again: remember their URLs

@@ -9,9 +9,10 @@ index lookup, so a million-job journal never sits in memory.
 Each job goes through up to three writes, each durable before the step it
 guards:
 
-1. `begin(job_id, key, fingerprint)`: *before* the create is sent, the job id
-   and its Idempotency-Key. A crash after this re-sends the create with the
-   same key, which the server replays: no second task.
+1. `begin(job_id, key, fingerprint, uploads)`: *before* the create is sent,
+   the job id, its Idempotency-Key and the URLs its local files were uploaded
+   to. A crash after this re-sends the create with the same key and the same
+   URLs (the same body), which the server replays: no second task.
 2. `created(job_id, task_id)`: as soon as the create answered. A crash after
    this re-attaches to the task.
 3. `finished(job_id, outcome)`: the final outcome (status, URL, path, error,
@@ -22,7 +23,7 @@ Concurrent writes are committed together ("group commit"): every caller
 waits for the commit that includes its write, and one fsync serves many jobs.
 
 The journal never holds the API key: only job ids, idempotency keys, task
-ids, a fingerprint (a hash) of each job's request, and outcomes.
+ids, a fingerprint (a hash) of each job's request, upload URLs, and outcomes.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     idempotency_key TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     task_id TEXT,
-    outcome TEXT
+    outcome TEXT,
+    uploads TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -61,6 +63,8 @@ class JournalEntry:
     fingerprint: str
     task_id: str | None
     outcome: Mapping[str, Any] | None
+    #: Local file (as given in the job) -> the URL it was uploaded to.
+    uploads: Mapping[str, str] | None = None
 
 
 class JournalError(Exception):
@@ -96,6 +100,9 @@ class Journal:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'OFF'}")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "uploads" not in columns:  # a journal from before upload URLs were kept
+                db.execute("ALTER TABLE jobs ADD COLUMN uploads TEXT")
             # Job ids seen in this run, to refuse duplicates: a temporary
             # table lives in temporary storage, not the journal, and keeps
             # memory flat however many jobs a run reads.
@@ -132,7 +139,7 @@ class Journal:
     def _get_sync(self, job_id: str) -> tuple[Any, ...] | None:
         assert self._db is not None
         cursor = self._db.execute(
-            "SELECT job_id, idempotency_key, fingerprint, task_id, outcome"
+            "SELECT job_id, idempotency_key, fingerprint, task_id, outcome, uploads"
             " FROM jobs WHERE job_id = ?",
             (job_id,),
         )
@@ -171,11 +178,22 @@ class Journal:
 
     # -- writes (group-committed) --------------------------------------------
 
-    async def begin(self, job_id: str, key: str, fingerprint: str) -> None:
-        """Record a job's Idempotency-Key; returns once it is on disk."""
+    async def begin(
+        self,
+        job_id: str,
+        key: str,
+        fingerprint: str,
+        uploads: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a job's Idempotency-Key (and upload URLs); returns once it is on disk."""
         await self._write(
-            "INSERT INTO jobs (job_id, idempotency_key, fingerprint) VALUES (?, ?, ?)",
-            (job_id, key, fingerprint),
+            "INSERT INTO jobs (job_id, idempotency_key, fingerprint, uploads) VALUES (?, ?, ?, ?)",
+            (
+                job_id,
+                key,
+                fingerprint,
+                json.dumps(dict(uploads), separators=(",", ":")) if uploads else None,
+            ),
         )
 
     async def created(self, job_id: str, task_id: str) -> None:
@@ -241,4 +259,5 @@ def _entry(row: tuple[Any, ...] | None) -> JournalEntry | None:
         fingerprint=row[2],
         task_id=row[3],
         outcome=json.loads(row[4]) if row[4] else None,
+        uploads=json.loads(row[5]) if len(row) > 5 and row[5] else None,
     )

@@ -789,9 +789,16 @@ def build_request(model_or_request: str | Request, params: Mapping[str, Any]) ->
     return request
 
 
-def _plain(model: str, field: str, value: object) -> object:
-    """A field's JSON value: tuples become lists; a left-over Path is an error."""
+def _plain(model: str, field: str, value: object, *, paths: bool = False) -> object:
+    """
+    A field's JSON value: tuples become lists; a left-over Path is an error,
+    or with `paths` the text "local file <path>".
+    """
     items = value if isinstance(value, list | tuple) else None
+    if paths:
+        if items is not None:
+            return [f"local file {item}" if isinstance(item, Path) else item for item in items]
+        return f"local file {value}" if isinstance(value, Path) else value
     for item in items if items is not None else (value,):
         if isinstance(item, Path):
             rule = (
@@ -802,28 +809,30 @@ def _plain(model: str, field: str, value: object) -> object:
     return list(items) if items is not None else value
 
 
-def request_body(request: Request) -> dict[str, Any]:
+def request_body(request: Request, *, paths: bool = False) -> dict[str, Any]:
     """
     The JSON body for `POST /v1/videos/generations`, `model` first.
 
-    Unset (None) fields of a model request are left out.
+    Unset (None) fields of a model request are left out. With `paths`, a
+    local `Path` is written as "local file <path>" (for a fingerprint of the
+    request as given, before uploads), not refused.
 
     Raises:
-        ValidationError: a local `Path` is still in the request, or `request`
-            is not a request object.
+        ValidationError: a local `Path` is still in the request (without
+            `paths`), or `request` is not a request object.
     """
     body: dict[str, Any] = {"model": request.model}
     if isinstance(request, RawRequest):
         for key, value in request.params.items():
             if key != "model":
-                body[key] = _plain(request.model, key, value)
+                body[key] = _plain(request.model, key, value, paths=paths)
         return body
     if not isinstance(request, ModelRequest):
         raise ValidationError(f"not a request object: {type(request).__name__}")
     for field in attrs.fields(type(request)):
         value = getattr(request, field.name)
         if value is not None:
-            body[field.name] = _plain(request.model, field.name, value)
+            body[field.name] = _plain(request.model, field.name, value, paths=paths)
     return body
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from evolink_async import (
+    APIConnectionError,
     InsufficientCreditsError,
     Job,
     JobOutcome,
@@ -25,6 +26,7 @@ from evolink_async._journal import Journal
 from evolink_async.testing import Fault, MockEvoLink
 
 from .conftest import FAST_POLL, TIME_SCALE, make_client
+from .test_uploads import png
 
 pytestmark = pytest.mark.anyio
 
@@ -363,3 +365,38 @@ async def test_closing_the_client_mid_run_keeps_tasks_resumable(
     assert all(o.ok for o in second)
     assert not any(o.resumed for o in second)
     assert mock.stats.tasks_created == 6
+
+
+async def test_a_local_file_job_resumes_with_the_urls_it_was_uploaded_to(
+    mock: MockEvoLink, tmp_path: Path
+) -> None:
+    """Resuming re-sends the create with the first upload's URL, never a new one."""
+    image = tmp_path / "frame.png"
+    image.write_bytes(png())
+    job = {"id": "local-1", "model": "wan2.5-image-to-video", "prompt": "A", "image_urls": [image]}
+    journal_path = tmp_path / "local.journal"
+    # Run 1: the task is created, but every reply to the create is lost.
+    mock.inject(Fault.DROP_AFTER, route=CREATE, times=10)
+    async with make_client(mock, max_retries=1) as client:
+        first = await client.batch([job], journal=journal_path).results()
+    assert isinstance(first[0].error, APIConnectionError)
+    assert mock.stats.tasks_created == 1
+    assert mock.stats.uploads == 1
+    journal = Journal(journal_path)
+    await journal.open()
+    entry = await journal.get("local-1")
+    await journal.close()
+    assert entry is not None and entry.task_id is None
+    assert entry.uploads is not None and list(entry.uploads) == [str(image)]
+    # Run 2: the same key and the same body, so the server replays the create.
+    mock.clear_injections()
+    async with make_client(mock) as client:
+        second = await client.batch([job], journal=journal_path).results()
+    assert second[0].ok, second[0].error
+    assert mock.stats.tasks_created == 1
+    assert mock.stats.uploads == 1
+    assert mock.stats.idempotency_conflicts == 0
+    assert set(mock.stats.creates_per_key) == {entry.idempotency_key}
+    sent = [r.json for r in mock.requests_log if r.route == CREATE]
+    assert sent and all(body == sent[0] for body in sent)
+    assert sent[0]["image_urls"] == [entry.uploads[str(image)]]
