@@ -58,7 +58,8 @@ finish (judged without the stall bracket, which moves with the clock), the
 model has failed (stuck progress, a long queue): each interval is then
 `PollPolicy.backoff` times the last. Every interval is jittered by +/-
 `PollPolicy.jitter` (from the caller's uniform draw ``u``) and kept within
-``[min_interval, max_interval]`` of the last poll.
+``[min_interval, max_interval]`` of the last poll (the ceiling divided by
+``sqrt(pressure)`` under pressure).
 
 Scaling: every duration is derived from ``estimated_time``, elapsed time, or a
 `PollPolicy` time field (`min_interval`, `max_interval`, `default_estimate`);
@@ -171,7 +172,10 @@ class PollPolicy:
         min_interval: Floor between two polls of one task, and before the
             first (seconds, > 0).
         max_interval: Ceiling between two polls of one task, and before the
-            first (seconds, >= `min_interval`).
+            first (seconds, >= `min_interval`). While the poll budget is
+            short it stretches with the planning pressure (see
+            `next_poll_at`): planned, rather than broken at random by polls
+            queueing for the budget.
         max_polls_per_second: Budget shared by every waiter of one client
             (> 0); the scheduler delays polls beyond it, and plans sparser
             polls while it uses most of it (see `next_poll_at`'s `pressure`).
@@ -476,22 +480,27 @@ def next_poll_at(
             (clamped into (0, 1]; 1 plans as the policy says). The watcher
             lowers it while its poll budget or the event loop cannot keep up:
             polls are then left out where finishing is least likely, rather
-            than every poll running late. The first poll moves out by
-            1 / sqrt(pressure), as Keller intervals do.
+            than every poll running late. The first poll and the
+            `max_interval` ceiling move out by 1 / sqrt(pressure), as Keller
+            intervals do.
 
     Returns:
-        A finite time within [`min_interval`, `max_interval`] after the last
-        poll (after `started_at` before the first), or `now` if `now` is
-        already past that window.
+        A finite time within [`min_interval`, `max_interval` / sqrt(pressure)]
+        after the last poll (after `started_at` before the first), or `now`
+        if `now` is already past that window.
     """
+    pressure = min(1.0, max(_MIN_PRESSURE, pressure)) if math.isfinite(pressure) else 1.0
     low, high = policy.min_interval, policy.max_interval
+    if pressure < 1.0:
+        # Short of budget, polls would run late anyway, past max_interval at
+        # random; stretching it here keeps the choice with the planner.
+        high = max(low, high / math.sqrt(pressure))
     anchor = state.last_poll
     if not math.isfinite(anchor):
         anchor = state.started_at
     if not math.isfinite(anchor):
         anchor = now if math.isfinite(now) else 0.0
     started = state.started_at if math.isfinite(state.started_at) else anchor
-    pressure = min(1.0, max(_MIN_PRESSURE, pressure)) if math.isfinite(pressure) else 1.0
 
     if state.polls <= 0:
         interval = policy.first_poll_fraction * _estimate(policy, state)

@@ -86,8 +86,8 @@ RECOVERY_STEP: Final = 0.02
 #: with almost nothing late. Planning to leave headroom keeps polls on time,
 #: so the ones that matter (around each task's expected finish) are not queued
 #: behind the ones that do not.
-BUSY_UTILIZATION: Final = 0.8
-CALM_UTILIZATION: Final = 0.6
+BUSY_UTILIZATION: Final = 0.7
+CALM_UTILIZATION: Final = 0.5
 LATE_FRACTION: Final = 0.1
 LATE_SHARE: Final = 0.1
 #: A window lasts `min_interval`, and at least as long as the budget takes

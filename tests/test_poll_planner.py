@@ -262,6 +262,30 @@ def test_a_task_that_jumps_early_and_then_stalls_is_not_polled_hard() -> None:
     assert polls[-1] - duration <= 0.05 * 165.0
 
 
+@pytest.mark.parametrize("pressure", [1.0, 0.5, 1 / 16, 0.0, -1.0, math.nan])
+def test_pressure_spaces_polls_out_within_a_stretched_ceiling(pressure: float) -> None:
+    # No progress, an estimate of 1000 s: every interval wants to be long.
+    policy = STILL
+    state = start(policy, started_at=0.0, estimated_time=1000.0)
+    relaxed = start(policy, started_at=0.0, estimated_time=1000.0)
+    # Clamped into (0, 1]: 0 and below plan with the smallest pressure, NaN with 1.
+    bound = min(1.0, max(pressure, 1e-6)) if math.isfinite(pressure) else 1.0
+    ceiling = policy.max_interval / math.sqrt(bound)
+    when = next_poll_at(policy, state, now=0.0, u=0.5, pressure=pressure)
+    plain = next_poll_at(policy, relaxed, now=0.0, u=0.5)
+    assert plain <= when <= ceiling + 1e-9
+    for _ in range(5):
+        state = observe(state, at=when, progress=10, status="processing")
+        relaxed = observe(relaxed, at=plain, progress=10, status="processing")
+        nxt = next_poll_at(policy, state, now=when, u=0.5, pressure=pressure)
+        plain_nxt = next_poll_at(policy, relaxed, now=plain, u=0.5)
+        assert policy.min_interval <= nxt - when <= ceiling + 1e-9
+        assert nxt - when >= plain_nxt - plain - 1e-9
+        when, plain = nxt, plain_nxt
+    if pressure == 1 / 16:
+        assert when > 6 * policy.max_interval  # far sparser than the plain plan
+
+
 def test_progress_pulls_a_far_too_high_estimate_in() -> None:
     # The server says 2400 s; the task takes 240 s and progress shows it.
     task = FakeTask(240.0, checkpoints=(0, 10, 25, 40, 55, 70, 85, 95))
