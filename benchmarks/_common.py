@@ -1,11 +1,15 @@
-"""Helpers every benchmark uses: percentiles and this process's memory."""
+"""Helpers the benchmarks share: percentiles, this process's memory, a mock in a process."""
 
 from __future__ import annotations
 
 import math
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -44,3 +48,52 @@ def rss_mb() -> float:
     """This process's resident set size now, MB (the peak where unknown)."""
     now = _status_mb("VmRSS")
     return now if now is not None else peak_rss_mb()
+
+
+def receive(conn: Connection, timeout: float, what: str) -> Any:
+    """The next message on `conn`; RuntimeError after `timeout` s or on an error report."""
+    if not conn.poll(timeout):
+        raise RuntimeError(f"{what}: no answer within {timeout:g} s")
+    reply = conn.recv()
+    if isinstance(reply, dict) and "error" in reply:
+        raise RuntimeError(f"{what} failed:\n{reply['error']}")
+    return reply
+
+
+class MockProcess:
+    """
+    A MockEvoLink in a spawned process of its own.
+
+    `target(conn, options)` runs in the child: it starts the mock, sends
+    `{"url": ..., "api_key": ...}`, then answers each message it receives
+    (`ask`) until the pipe closes.
+    """
+
+    def __init__(
+        self,
+        ctx: SpawnContext,
+        target: Callable[[Connection, dict[str, Any]], None],
+        options: dict[str, Any],
+    ) -> None:
+        self._conn, child = ctx.Pipe()
+        self._process: BaseProcess = ctx.Process(
+            target=target, args=(child, options), name="mock", daemon=True
+        )
+        self._process.start()
+        child.close()
+        hello = receive(self._conn, 60.0, "mock start")
+        self.url: str = hello["url"]
+        self.api_key: str = hello["api_key"]
+
+    def ask(self, message: str, timeout: float) -> Any:
+        """Send `message` to the mock process; its answer."""
+        self._conn.send(message)
+        return receive(self._conn, timeout, f"mock {message}")
+
+    def close(self) -> None:
+        """Stop the mock process."""
+        self._conn.close()
+        self._process.join(10.0)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()

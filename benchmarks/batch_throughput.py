@@ -71,12 +71,11 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiohttp
-from _common import peak_rss_mb, percentile, rss_mb
+from _common import MockProcess, peak_rss_mb, percentile, receive, rss_mb
 
 if TYPE_CHECKING:
     from evolink_async.testing import MockEvoLink
@@ -229,42 +228,14 @@ async def _first(ready: asyncio.Future[MockEvoLink]) -> MockEvoLink:
     return await ready
 
 
-class MockProcess:
-    """A MockEvoLink in a process of its own."""
-
-    def __init__(self, ctx: multiprocessing.context.SpawnContext, options: dict[str, Any]):
-        self._conn, child = ctx.Pipe()
-        self._process: BaseProcess = ctx.Process(
-            target=_mock_process, args=(child, options), name="mock", daemon=True
-        )
-        self._process.start()
-        child.close()
-        hello = _receive(self._conn, 60.0, "mock start")
-        self.url: str = hello["url"]
-        self.api_key: str = hello["api_key"]
-
-    def finish(self) -> MockResult:
-        """Collect the mock's counters and stop it."""
-        self._conn.send("stats")
-        data = _receive(self._conn, 60.0, "mock stats")
-        self.close()
-        return MockResult(
-            requests={str(k): int(v) for k, v in data["requests"].items()},
-            tasks_created=int(data["tasks_created"]),
-        )
-
-    def close(self) -> None:
-        self._conn.close()
-        self._process.join(10.0)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join()
-
-
-def _receive(conn: Connection, timeout: float, what: str) -> Any:
-    if not conn.poll(timeout):
-        raise RuntimeError(f"{what}: no answer within {timeout:g} s")
-    return conn.recv()
+def mock_result(mock: MockProcess) -> MockResult:
+    """Collect the mock's counters and stop it."""
+    data = mock.ask("stats", 60.0)
+    mock.close()
+    return MockResult(
+        requests={str(k): int(v) for k, v in data["requests"].items()},
+        tasks_created=int(data["tasks_created"]),
+    )
 
 
 # -- the client process ---------------------------------------------------------
@@ -476,7 +447,7 @@ def run_isolated(
         "batch_endpoint": batch_endpoint,
         "credits": 1e12,
     }
-    mock = MockProcess(ctx, options)
+    mock = MockProcess(ctx, _mock_process, options)
     try:
         spec = Spec(
             kind=kind,
@@ -495,17 +466,15 @@ def run_isolated(
         process.start()
         child.close()
         try:
-            reply = _receive(conn, RUN_LIMIT + 60.0, f"{kind} run")
+            reply = receive(conn, RUN_LIMIT + 60.0, f"{kind} run")
         finally:
             process.join(30.0)
             if process.is_alive():
                 process.terminate()
-        if "error" in reply:
-            raise RuntimeError(f"{kind} run failed:\n{reply['error']}")
         result = dict(reply["result"])
         result["checkpoints"] = tuple(tuple(c) for c in result.get("checkpoints", ()))
         client = ClientResult(**result)
-        return Run(client=client, mock=mock.finish())
+        return Run(client=client, mock=mock_result(mock))
     finally:
         mock.close()
 

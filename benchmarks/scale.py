@@ -74,10 +74,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
-from multiprocessing.process import BaseProcess
 from typing import Any, Final, Literal
 
-from _common import peak_rss_mb, percentile, rss_mb
+from _common import MockProcess, peak_rss_mb, percentile, receive, rss_mb
 
 from evolink_async import EvoLinkClient, PollPolicy, TaskStatus
 
@@ -161,42 +160,11 @@ class MockFigures:
     finishes: dict[str, float]
 
 
-class MockProcess:
-    """A MockEvoLink in a spawned process of its own."""
-
-    def __init__(self, ctx: SpawnContext, **options: Any) -> None:
-        self._conn, child = ctx.Pipe()
-        self._process: BaseProcess = ctx.Process(
-            target=_mock_main, args=(child, options), name="mock", daemon=True
-        )
-        self._process.start()
-        child.close()
-        hello = _receive(self._conn, 60.0, "mock start")
-        self.url: str = hello["url"]
-        self.api_key: str = hello["api_key"]
-
-    def finish(self) -> MockFigures:
-        """Collect the mock's figures and stop it."""
-        self._conn.send("figures")
-        data = _receive(self._conn, 120.0, "mock figures")
-        self.close()
-        return MockFigures(requests=dict(data["requests"]), finishes=dict(data["finishes"]))
-
-    def close(self) -> None:
-        self._conn.close()
-        self._process.join(10.0)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join()
-
-
-def _receive(conn: Connection, timeout: float, what: str) -> Any:
-    if not conn.poll(timeout):
-        raise RuntimeError(f"{what}: no answer within {timeout:g} s")
-    reply = conn.recv()
-    if isinstance(reply, dict) and "error" in reply:
-        raise RuntimeError(f"{what} failed:\n{reply['error']}")
-    return reply
+def mock_figures(mock: MockProcess) -> MockFigures:
+    """Collect the mock's figures and stop it."""
+    data = mock.ask("figures", 120.0)
+    mock.close()
+    return MockFigures(requests=dict(data["requests"]), finishes=dict(data["finishes"]))
 
 
 # -- the client process ---------------------------------------------------------
@@ -553,12 +521,15 @@ class Result:
 def run_size(ctx: SpawnContext, plan: Plan, seed: int) -> Result:
     mock = MockProcess(
         ctx,
-        time_scale=plan.scale,
-        seed=seed,
-        duration_sigma=DURATION_SIGMA,
-        estimated_times={MODEL: plan.duration / plan.scale},
-        keep_requests=0,
-        credits=1e12,
+        _mock_main,
+        {
+            "time_scale": plan.scale,
+            "seed": seed,
+            "duration_sigma": DURATION_SIGMA,
+            "estimated_times": {MODEL: plan.duration / plan.scale},
+            "keep_requests": 0,
+            "credits": 1e12,
+        },
     )
     try:
         spec = Spec(
@@ -575,7 +546,7 @@ def run_size(ctx: SpawnContext, plan: Plan, seed: int) -> Result:
         process.start()
         child.close()
         try:
-            reply = _receive(conn, plan.limit + 120.0, f"{plan.tasks:,}-task client")
+            reply = receive(conn, plan.limit + 120.0, f"{plan.tasks:,}-task client")
         finally:
             process.join(60.0)
             if process.is_alive():
@@ -583,7 +554,7 @@ def run_size(ctx: SpawnContext, plan: Plan, seed: int) -> Result:
         data = dict(reply["figures"])
         data["samples"] = [Sample(**sample) for sample in data["samples"]]
         client = ClientFigures(**data)
-        figures = mock.finish()
+        figures = mock_figures(mock)
     finally:
         mock.close()
     lateness = [
