@@ -2,7 +2,7 @@
 Per-call overhead: `EvoLinkClient.get_task` next to plain aiohttp + `json.loads`.
 
 One MockEvoLink runs in a process of its own (spawned; its URL comes back
-through a queue) with one long-running task (`processing` for the whole run).
+through a pipe) with one long-running task (`processing` for the whole run).
 This process reads that task again and again, `--concurrency` calls in flight
 (a pool of that many worker coroutines), in alternating rounds:
 
@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import importlib
 import json
 import math
@@ -62,16 +63,14 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.context import SpawnContext
-from multiprocessing.process import BaseProcess
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event as MpEvent
+from multiprocessing.connection import Connection
 from typing import Any, Final
 
 import aiohttp
-from _common import percentile
+from _common import MockProcess, percentile
 
 from evolink_async import EvoLinkClient
 
@@ -90,53 +89,34 @@ PROFILE_ROWS: Final = 14
 # -- the mock process -----------------------------------------------------------
 
 
-def _mock_main(urls: Queue[tuple[str, str] | str], stop: MpEvent, options: dict[str, Any]) -> None:
-    """Serve a MockEvoLink until `stop` is set; its URL and key go out on `urls`."""
+def _mock_main(conn: Connection, options: dict[str, Any]) -> None:
+    """Serve a MockEvoLink until the parent closes `conn`; its URL and key go out first."""
     try:
-        asyncio.run(_serve_mock(urls, stop, options))
-    except BaseException as exc:
-        urls.put(f"mock failed: {exc!r}")
+        asyncio.run(_serve_mock(conn, options))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            conn.send({"error": traceback.format_exc()})
         raise
 
 
-async def _serve_mock(
-    urls: Queue[tuple[str, str] | str], stop: MpEvent, options: dict[str, Any]
-) -> None:
+async def _serve_mock(conn: Connection, options: dict[str, Any]) -> None:
     from evolink_async.testing import MockEvoLink, serve_forever
 
     def ready(mock: MockEvoLink) -> None:
-        urls.put((mock.url, mock.api_key))
+        conn.send({"url": mock.url, "api_key": mock.api_key})
 
     loop = asyncio.get_running_loop()
     server = loop.create_task(serve_forever(on_ready=ready, **options))
-    stopped = loop.run_in_executor(None, stop.wait)
-    await asyncio.wait((server, stopped), return_when=asyncio.FIRST_COMPLETED)
-    server.cancel()
-    await asyncio.gather(server, return_exceptions=True)
-
-
-class MockProcess:
-    """A MockEvoLink in a spawned process; `url`, `api_key`, then `close()`."""
-
-    def __init__(self, ctx: SpawnContext, **options: Any) -> None:
-        self._urls: Queue[tuple[str, str] | str] = ctx.Queue()
-        self._stop = ctx.Event()
-        self._process: BaseProcess = ctx.Process(
-            target=_mock_main, args=(self._urls, self._stop, options), name="mock", daemon=True
-        )
-        self._process.start()
-        hello = self._urls.get(timeout=60.0)
-        if isinstance(hello, str):
-            self.close()
-            raise RuntimeError(hello)  # noqa: TRY004 -- the child's failure report, not a type check
-        self.url, self.api_key = hello
-
-    def close(self) -> None:
-        self._stop.set()
-        self._process.join(10.0)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join()
+    closed = asyncio.Event()
+    loop.add_reader(conn.fileno(), closed.set)  # readable: the parent closed its end
+    waiting = loop.create_task(closed.wait())
+    try:
+        await asyncio.wait((server, waiting), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_reader(conn.fileno())
+    for task in (server, waiting):
+        task.cancel()
+    await asyncio.gather(server, waiting, return_exceptions=True)
 
 
 # -- the contenders -------------------------------------------------------------
@@ -366,7 +346,7 @@ async def main(args: argparse.Namespace) -> None:
         f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
     )
     ctx = multiprocessing.get_context("spawn")
-    mock = MockProcess(ctx, time_scale=MOCK_SCALE, seed=1, keep_requests=0)
+    mock = MockProcess(ctx, _mock_main, {"time_scale": MOCK_SCALE, "seed": 1, "keep_requests": 0})
     began = time.perf_counter()
     try:
         ours, plain = await measure(args, mock.url, mock.api_key)
