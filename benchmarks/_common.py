@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import resource
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evolink_async.testing import MockEvoLink
+
+#: What the mock process sends back when asked: built from the mock, in the child.
+Report = Callable[["MockEvoLink"], Mapping[str, Any]]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -60,13 +69,57 @@ def receive(conn: Connection, timeout: float, what: str) -> Any:
     return reply
 
 
+def run_mock(conn: Connection, options: Mapping[str, Any], report: Report | None = None) -> None:
+    """
+    The child side of `MockProcess` (call it from the `target` function).
+
+    Serves a MockEvoLink made with `options`, sends `{"url": ..., "api_key":
+    ...}`, then waits: a message is answered with `report(mock)` (an empty
+    report without one) and ends the mock, as does the parent closing the pipe.
+    A failure is sent back as `{"error": traceback}`.
+    """
+    try:
+        asyncio.run(_serve_mock(conn, options, report))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            conn.send({"error": traceback.format_exc()})
+        raise
+
+
+async def _serve_mock(conn: Connection, options: Mapping[str, Any], report: Report | None) -> None:
+    from evolink_async.testing import serve_forever
+
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[MockEvoLink] = loop.create_future()
+    server = loop.create_task(serve_forever(on_ready=ready.set_result, **options))
+    await asyncio.wait((ready, server), return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done():
+        server.result()  # raises why the mock could not start
+        raise RuntimeError("the mock stopped before it started")
+    mock = ready.result()
+    conn.send({"url": mock.url, "api_key": mock.api_key})
+    asked = asyncio.Event()
+    loop.add_reader(conn.fileno(), asked.set)  # a message, or the parent closed its end
+    try:
+        await asked.wait()
+    finally:
+        loop.remove_reader(conn.fileno())
+    try:
+        conn.recv()
+        conn.send(dict(report(mock)) if report is not None else {})
+    except EOFError:  # the parent went away
+        pass
+    server.cancel()
+    await asyncio.gather(server, return_exceptions=True)
+
+
 class MockProcess:
     """
     A MockEvoLink in a spawned process of its own.
 
-    `target(conn, options)` runs in the child: it starts the mock, sends
-    `{"url": ..., "api_key": ...}`, then answers each message it receives
-    (`ask`) until the pipe closes.
+    `target(conn, options)` runs in the child and calls `run_mock`: the mock
+    sends its URL and key, answers one message (`ask`) and stops, or stops
+    when the pipe closes (`close`).
     """
 
     def __init__(

@@ -75,7 +75,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiohttp
-from _common import MockProcess, peak_rss_mb, percentile, receive, rss_mb
+from _common import MockProcess, peak_rss_mb, percentile, receive, rss_mb, run_mock
 
 if TYPE_CHECKING:
     from evolink_async.testing import MockEvoLink
@@ -186,46 +186,11 @@ class Run:
 
 def _mock_process(conn: Connection, options: dict[str, Any]) -> None:
     """Run a MockEvoLink until told to stop; then send its counters back."""
-    asyncio.run(_serve_mock(conn, options))
+    run_mock(conn, options, _counters)
 
 
-async def _serve_mock(conn: Connection, options: dict[str, Any]) -> None:
-    from evolink_async.testing import serve_forever
-
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[MockEvoLink] = loop.create_future()
-    server = loop.create_task(serve_forever(on_ready=ready.set_result, **options))
-    started = loop.create_task(_first(ready))
-    await asyncio.wait((started, server), return_when=asyncio.FIRST_COMPLETED)
-    if not started.done():
-        started.cancel()
-        server.result()  # raises why the mock could not start
-        raise RuntimeError("the mock stopped before it started")
-    mock = started.result()
-    conn.send({"url": mock.url, "api_key": mock.api_key})
-    asked = asyncio.Event()
-    loop.add_reader(conn.fileno(), asked.set)
-    try:
-        await asked.wait()
-    finally:
-        loop.remove_reader(conn.fileno())
-    try:
-        conn.recv()  # "stats": the client is done
-        stats = mock.stats
-        conn.send(
-            {
-                "requests": dict(stats.requests),
-                "tasks_created": stats.tasks_created,
-            }
-        )
-    except EOFError:  # the parent went away
-        pass
-    server.cancel()
-    await asyncio.gather(server, return_exceptions=True)
-
-
-async def _first(ready: asyncio.Future[MockEvoLink]) -> MockEvoLink:
-    return await ready
+def _counters(mock: MockEvoLink) -> dict[str, Any]:
+    return {"requests": dict(mock.stats.requests), "tasks_created": mock.stats.tasks_created}
 
 
 def mock_result(mock: MockProcess) -> MockResult:

@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import importlib
 import json
 import math
@@ -63,14 +62,13 @@ import platform
 import statistics
 import sys
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
 import aiohttp
-from _common import MockProcess, percentile
+from _common import MockProcess, percentile, run_mock
 
 from evolink_async import EvoLinkClient
 
@@ -91,32 +89,7 @@ PROFILE_ROWS: Final = 14
 
 def _mock_main(conn: Connection, options: dict[str, Any]) -> None:
     """Serve a MockEvoLink until the parent closes `conn`; its URL and key go out first."""
-    try:
-        asyncio.run(_serve_mock(conn, options))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            conn.send({"error": traceback.format_exc()})
-        raise
-
-
-async def _serve_mock(conn: Connection, options: dict[str, Any]) -> None:
-    from evolink_async.testing import MockEvoLink, serve_forever
-
-    def ready(mock: MockEvoLink) -> None:
-        conn.send({"url": mock.url, "api_key": mock.api_key})
-
-    loop = asyncio.get_running_loop()
-    server = loop.create_task(serve_forever(on_ready=ready, **options))
-    closed = asyncio.Event()
-    loop.add_reader(conn.fileno(), closed.set)  # readable: the parent closed its end
-    waiting = loop.create_task(closed.wait())
-    try:
-        await asyncio.wait((server, waiting), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        loop.remove_reader(conn.fileno())
-    for task in (server, waiting):
-        task.cancel()
-    await asyncio.gather(server, waiting, return_exceptions=True)
+    run_mock(conn, options)
 
 
 # -- the contenders -------------------------------------------------------------

@@ -76,9 +76,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from typing import Any, Final, Literal
 
-from _common import MockProcess, peak_rss_mb, percentile, receive, rss_mb
+from _common import MockProcess, peak_rss_mb, percentile, receive, rss_mb, run_mock
 
 from evolink_async import EvoLinkClient, PollPolicy, TaskStatus
+from evolink_async.testing import MockEvoLink
 
 MODEL: Final = "seedance-2.0-image-to-video"
 IMAGE: Final = "https://example.com/first-frame.jpg"
@@ -113,43 +114,14 @@ Path = Literal["watcher", "batch"]
 
 def _mock_main(conn: Connection, options: dict[str, Any]) -> None:
     """Serve a MockEvoLink until asked for its figures; send them and stop."""
-    try:
-        asyncio.run(_serve_mock(conn, options))
-    except BaseException:
-        conn.send({"error": traceback.format_exc()})
-        raise
+    run_mock(conn, options, _figures)
 
 
-async def _serve_mock(conn: Connection, options: dict[str, Any]) -> None:
-    from evolink_async.testing import MockEvoLink, serve_forever
-
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[MockEvoLink] = loop.create_future()
-    server = loop.create_task(serve_forever(on_ready=ready.set_result, **options))
-    await asyncio.wait((ready, server), return_when=asyncio.FIRST_COMPLETED)
-    if not ready.done():
-        server.result()  # raises why the mock could not start
-        raise RuntimeError("the mock stopped before it started")
-    mock = ready.result()
-    conn.send({"url": mock.url, "api_key": mock.api_key})
-    asked = asyncio.Event()
-    loop.add_reader(conn.fileno(), asked.set)
-    try:
-        await asked.wait()
-    finally:
-        loop.remove_reader(conn.fileno())
-    try:
-        conn.recv()  # "figures": the client is done
-        conn.send(
-            {
-                "requests": dict(mock.stats.requests),
-                "finishes": {task_id: task.finishes_at for task_id, task in mock.tasks.items()},
-            }
-        )
-    except EOFError:  # the parent went away
-        pass
-    server.cancel()
-    await asyncio.gather(server, return_exceptions=True)
+def _figures(mock: MockEvoLink) -> dict[str, Any]:
+    return {
+        "requests": dict(mock.stats.requests),
+        "finishes": {task_id: task.finishes_at for task_id, task in mock.tasks.items()},
+    }
 
 
 @dataclass(frozen=True)
