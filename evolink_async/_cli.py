@@ -28,7 +28,7 @@ import attrs
 
 from ._errors import Problem, ValidationError
 from ._models import MODELS, ModelSpec, build_request, model_specs
-from ._validation import did_you_mean
+from ._models.rules import did_you_mean
 from ._version import __version__
 
 __all__ = ["JobCheck", "check_job_lines", "main"]

@@ -20,7 +20,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evolink_async._errors import Problem, ValidationError
-from evolink_async._local_files import read_image_info
 from evolink_async._models import (
     ModelRequest,
     build_request,
@@ -29,6 +28,7 @@ from evolink_async._models import (
     replace_files,
     request_body,
 )
+from evolink_async._models.images import read_image_info
 from evolink_async.models import (
     MODELS,
     HappyHorseImageToVideo,

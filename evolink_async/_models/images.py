@@ -1,5 +1,5 @@
 """
-Local image checks: what can be known about a `pathlib.Path` before uploading it.
+Local images: what can be known about a `pathlib.Path` before uploading it.
 
 A request may name a local image (`image_urls=[Path("cat.png")]`); the client
 uploads it to the files API and sends the returned URL. Before that, this module
@@ -9,9 +9,15 @@ limit, its format (read from its first bytes, never from its name) is one the
 model *and* the files API accept, and, when the header says so, its width,
 height, aspect ratio and transparency are within the model's limits.
 
+Each vendor page is its model's source of truth for formats (the fast Seedance
+page's extra bmp, tiff and gif apply to that model only), but a local `Path`
+must also be a format the files API uploads (jpeg/png/gif/webp): a bmp or tiff
+`Path` is rejected with a message saying so (host it and pass a URL).
+
 Only a few header bytes are read; no image library is needed. A header this
 module cannot read (an unusual JPEG, say) skips the pixel checks rather than
-failing: the server has the last word.
+failing: the server has the last word. The client also sniffs the format of a
+file it uploads (`sniff_format`), to send the right content type.
 """
 
 from __future__ import annotations
@@ -22,16 +28,25 @@ from typing import BinaryIO
 
 import attrs
 
-__all__ = ["FILES_API_FORMATS", "ImageInfo", "ImageLimits", "check_image_file", "read_image_info"]
+__all__ = [
+    "FILES_API_FORMATS",
+    "MIB",
+    "ImageInfo",
+    "ImageLimits",
+    "check_image_file",
+    "read_image_info",
+    "sniff_format",
+]
 
 #: Image formats the files API takes (API-NOTES: "images only (jpeg/png/gif/webp)").
 FILES_API_FORMATS: frozenset[str] = frozenset({"jpeg", "png", "gif", "webp"})
 
-_MIB = 1024 * 1024
+#: Bytes in the pages' "MB", read as MiB (the lenient reading).
+MIB = 1024 * 1024
 
 # How far a JPEG's segments are followed looking for the frame header: EXIF and
 # ICC segments come first and can be large, but not larger than this in practice.
-_JPEG_SCAN_LIMIT = 4 * _MIB
+_JPEG_SCAN_LIMIT = 4 * MIB
 
 
 @attrs.frozen(kw_only=True)
@@ -55,7 +70,7 @@ class ImageLimits:
 
     def describe(self) -> str:
         """The limits in words, e.g. `jpeg, png, webp; <= 30 MB; 300-6000 px per side`."""
-        parts = [", ".join(self.formats), f"<= {self.max_bytes // _MIB} MB"]
+        parts = [", ".join(self.formats), f"<= {self.max_bytes // MIB} MB"]
         if self.max_side is None:
             parts.append(f">= {self.min_side} px per side")
         else:
@@ -79,7 +94,13 @@ class ImageInfo:
     alpha: bool | None = None
 
 
-def _sniff(head: bytes) -> str | None:
+def sniff_format(head: bytes) -> str | None:
+    """
+    The image format that `head` (a file's first bytes) starts with.
+
+    Returns a lower-case name (jpeg, png, gif, webp, bmp, tiff), or None when
+    the bytes match none of them. Twelve bytes are enough to tell them apart.
+    """
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -177,7 +198,7 @@ def read_image_info(path: Path) -> ImageInfo:
     """
     with path.open("rb") as stream:
         head = stream.read(64)
-        kind = _sniff(head)
+        kind = sniff_format(head)
         if kind == "png":
             return _png(head)
         if kind == "gif":
@@ -192,7 +213,7 @@ def read_image_info(path: Path) -> ImageInfo:
 
 
 def _mb(size: int) -> str:
-    return f"{size / _MIB:.1f} MB"
+    return f"{size / MIB:.1f} MB"
 
 
 def check_image_file(path: Path, limits: ImageLimits) -> list[str]:
@@ -213,7 +234,7 @@ def check_image_file(path: Path, limits: ImageLimits) -> list[str]:
     if stat.st_size > limits.max_bytes:
         problems.append(
             f"file is {_mb(stat.st_size)} ({stat.st_size} bytes); this model takes images "
-            f"up to {limits.max_bytes // _MIB} MB ({limits.max_bytes} bytes)"
+            f"up to {limits.max_bytes // MIB} MB ({limits.max_bytes} bytes)"
         )
     try:
         info = read_image_info(path)

@@ -1,15 +1,21 @@
 """
-Reusable rule checkers for request fields.
+Field rules: what each request field accepts, checked and said in words.
 
 Each rule is a small frozen value with two jobs: `check(field, value, out)`
 appends a `Problem` to `out` for every way `value` breaks the rule (it never
 raises, whatever the value's type), and `describe()` says the rule in words for
-`evolink-async models` and the docs. The request classes in `_models.py` attach
-one rule to each field, so what is checked and what is documented come from the
-same object and cannot drift apart.
+`evolink-async models` and the docs. The request classes (`seedance.py`,
+`happyhorse.py`, `wan.py`) attach one rule to each field, so what is checked and
+what is documented come from the same object and cannot drift apart.
 
 A rule is only asked about values that are set: `None` means "unset" and is
 handled by the caller (required or left out of the JSON body).
+
+URLs are checked for form only: absolute http(s) with a host, and no `data:`
+URLs (API-NOTES says generation takes URLs only). Private hosts are not refused
+for *image* URLs (the local mock serves uploads on 127.0.0.1), only for
+`callback_url`, where the pages forbid them. A local `Path` in an image field
+gets the checks of `images.py` instead.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ._errors import Problem
-from ._local_files import ImageLimits, check_image_file
+from .._errors import Problem
+from .images import ImageLimits, check_image_file
 
 __all__ = [
+    "MAX_CALLBACK_URL_LENGTH",
     "Boolean",
     "CallbackUrl",
     "Choice",
@@ -36,7 +43,9 @@ __all__ = [
     "Text",
     "Url",
     "UrlList",
+    "callback_url_problems",
     "did_you_mean",
+    "url_form_problem",
 ]
 
 #: The API refuses callback URLs longer than this (every model's page).

@@ -1,0 +1,318 @@
+"""
+The request framework: what every request object is made of.
+
+A model's request class (in `seedance.py`, `happyhorse.py` and `wan.py`, one
+file per vendor) is a `@attrs.frozen(kw_only=True)` subclass of
+`ModelRequest`, its fields named and ordered as the model's page lists them,
+and validated at construction: every documented rule is checked and *all*
+problems are raised together as one `ValidationError`. Each field carries its
+rule (from `rules.py`) in its attrs metadata (`_meta`), so `ModelRequest.spec()`,
+the class docstrings (`_document`) and `evolink-async models` are generated
+from what is actually checked.
+
+Defaults versus "unset": every optional field defaults to `None`, meaning
+*unset*, and unset fields are left out of the JSON body, so the server applies
+its own default and we send exactly what the user set. The default each page
+documents (seedance `duration` 5, `quality` "720p", ...) is kept as
+`FieldSpec.default` and shown in the docstrings and by `evolink-async models`;
+it is documentation, never sent on the user's behalf.
+
+Integers: a float with no fraction (`5.0`) is a JSON integer, so the
+`_whole_number` converter accepts it and it is sent as `5` (wan2.7 even types
+`duration` as "number"); `5.5`, `"5"` and `True` are left for the rule to
+reject. A `pathlib.Path` in an image field is checked at construction (a `stat`
+and a read of the header bytes, see `images.py`).
+
+`RawRequest` is the way around all of this: any model id, fields sent as given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+import attrs
+
+from .._errors import Problem, ValidationError
+from .images import ImageLimits
+from .rules import Rule
+
+__all__ = ["FieldSpec", "M", "ModelRequest", "ModelSpec", "R", "RawRequest", "Request"]
+
+
+class Request(Protocol):
+    """What every request object offers: the model id it is sent to."""
+
+    @property
+    def model(self) -> str:
+        """The API's model id."""
+        ...
+
+
+#: Any request type: what `replace_files` takes and gives back.
+R = TypeVar("R", bound=Request)
+#: A model's request class, for class decorators such as `_document`.
+M = TypeVar("M", bound="ModelRequest")
+
+_META = "evolink_async"
+
+
+@attrs.frozen(kw_only=True)
+class _FieldDoc:
+    """What a field's attrs metadata holds: its rule and documentation."""
+
+    rule: Rule
+    required: bool = False
+    default: object = None
+    doc: str = ""
+
+
+def _meta(
+    rule: Rule, *, required: bool = False, default: object = None, doc: str = ""
+) -> dict[str, _FieldDoc]:
+    """
+    The attrs metadata of one request field.
+
+    Args:
+        rule: what the value must be, checked at construction.
+        required: whether the field must be given (and not None).
+        default: the page's documented default, shown but never sent.
+        doc: what the field does, in a few words.
+    """
+    return {_META: _FieldDoc(rule=rule, required=required, default=default, doc=doc)}
+
+
+def _field_doc(field: attrs.Attribute[Any]) -> _FieldDoc:
+    doc = field.metadata.get(_META)
+    if not isinstance(doc, _FieldDoc):  # pragma: no cover - every field declares one
+        raise TypeError(f"field {field.name} has no rule")
+    return doc
+
+
+# Converters run before validation and must never raise: a value of the wrong
+# shape is left as it is for its rule to report.
+
+
+def _items(value: Sequence[str | Path]) -> Any:
+    """A list or tuple becomes a tuple; anything else is left for the rule to reject."""
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _optional_items(value: Sequence[str] | None) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _whole_number(value: float | None) -> Any:
+    """`5.0` -> `5`: a float with no fraction is a JSON integer; anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class FieldSpec:
+    """
+    One field of a model's request, as documented and as checked.
+
+    Attributes:
+        name: the JSON name, which is also the attribute name.
+        type: the type in words (`integer`, `list[URL | Path]`, ...).
+        required: whether the field must always be given.
+        default: the API's documented default (applied by the server when the
+            field is left unset), or None when the page documents none.
+        limits: the rule checked at construction, in words.
+        description: what the field does.
+        local_file: whether a `pathlib.Path` is accepted (and uploaded).
+    """
+
+    name: str
+    type: str
+    required: bool
+    default: object
+    limits: str
+    description: str
+    local_file: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of this spec."""
+        return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
+class ModelSpec:
+    """
+    A model's request, described from its class: fields, image limits, rules.
+
+    Attributes:
+        model: the API's model id.
+        request_class: the request class.
+        summary: one line about the model.
+        fields: every field, in the page's order.
+        image_files: the page's limits for one input image.
+        rules: rules about several fields at once (wan2.7's modes).
+    """
+
+    model: str
+    request_class: type[ModelRequest]
+    summary: str
+    fields: tuple[FieldSpec, ...]
+    image_files: str
+    rules: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of this spec (the class by name)."""
+        return {
+            "model": self.model,
+            "class": self.request_class.__name__,
+            "summary": self.summary,
+            "fields": [f.to_json() for f in self.fields],
+            "image_files": self.image_files,
+            "rules": list(self.rules),
+        }
+
+
+class ModelRequest:
+    """
+    Base of the request classes this SDK validates.
+
+    Subclasses are frozen attrs classes whose fields are the model's JSON
+    fields; `model` is the model id (a class attribute, also readable on
+    instances). Construction checks every documented rule and raises one
+    `ValidationError` listing all problems.
+    """
+
+    __slots__ = ()
+
+    #: The API's model id.
+    model: ClassVar[str]
+    _image_limits: ClassVar[ImageLimits]
+    _rules: ClassVar[tuple[str, ...]] = ()
+
+    if TYPE_CHECKING:
+        __attrs_attrs__: ClassVar[Any]
+
+        def __init__(self, **params: Any) -> None: ...
+
+    def __attrs_post_init__(self) -> None:
+        """
+        Check every rule of every field, then the rules joining several fields.
+
+        Raises:
+            ValidationError: listing every problem found.
+        """
+        problems: list[Problem] = []
+        for field in attrs.fields(type(self)):
+            doc = _field_doc(field)
+            value = getattr(self, field.name)
+            if value is None:
+                if doc.required:
+                    problems.append(Problem(field=field.name, value=None, rule="is required"))
+                continue
+            doc.rule.check(field.name, value, problems)
+        self._check_combinations(problems)
+        if problems:
+            raise ValidationError(problems, model=self.model)
+
+    def _check_combinations(self, problems: list[Problem]) -> None:
+        """Append problems of rules joining several fields (none by default)."""
+
+    @classmethod
+    def spec(cls) -> ModelSpec:
+        """This model's fields, defaults and limits, read from the class itself."""
+        fields = []
+        for field in attrs.fields(cls):
+            doc = _field_doc(field)
+            rule = doc.rule
+            fields.append(
+                FieldSpec(
+                    name=field.name,
+                    type=rule.type_name,
+                    required=doc.required,
+                    default=doc.default,
+                    limits=rule.describe(),
+                    description=doc.doc,
+                    local_file=getattr(rule, "images", None) is not None,
+                )
+            )
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        return ModelSpec(
+            model=cls.model,
+            request_class=cls,
+            summary=summary,
+            fields=tuple(fields),
+            image_files=cls._image_limits.describe(),
+            rules=cls._rules,
+        )
+
+
+def _document(cls: type[M]) -> type[M]:
+    """Append the generated field list to the class docstring."""
+    spec = cls.spec()
+    lines = ["", f"Model id: `{spec.model}`.", "", "Fields (unset fields are not sent):", ""]
+    for f in spec.fields:
+        flags = "required" if f.required else "optional"
+        if f.default is not None:
+            flags += f", API default {f.default!r}"
+        lines.append(f"- `{f.name}` ({f.type}, {flags}): {f.description} [{f.limits}]")
+    lines += ["", f"Image files: {spec.image_files}."]
+    lines += [f"Rule: {rule}" for rule in spec.rules]
+    cls.__doc__ = (
+        (cls.__doc__ or "").rstrip()
+        + "\n"
+        + "\n".join(f"    {line}".rstrip() for line in lines)
+        + "\n"
+    )
+    return cls
+
+
+def _freeze(params: Mapping[str, Any]) -> Any:
+    value: object = params  # typed for callers; anything may arrive at run time
+    return MappingProxyType(dict(value)) if isinstance(value, Mapping) else value
+
+
+@attrs.frozen(kw_only=False)
+class RawRequest:
+    """
+    A request for any model id, sent as is, with no validation of its fields.
+
+    Use it for models this SDK does not know yet (or to bypass a check you
+    know to be stale); `params` are the JSON fields besides `model`. A
+    `pathlib.Path` among the params (or in a list among them) is uploaded
+    first, like an image field of a known model.
+
+    Raises:
+        ValidationError: `model` is not a non-empty string, `params` is not a
+            mapping with string keys, or `params` names a different `model`.
+    """
+
+    model: str
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze)
+
+    def __attrs_post_init__(self) -> None:
+        """Check only the shape of the request."""
+        problems: list[Problem] = []
+        # Typed for callers; anything may arrive at run time.
+        model: object = self.model
+        params: object = self.params
+        if not isinstance(model, str) or not model.strip():
+            problems.append(Problem(field="model", value=model, rule="must be a non-empty string"))
+        if not isinstance(params, Mapping):
+            problems.append(Problem(field="params", value=params, rule="must be a mapping"))
+        else:
+            problems.extend(
+                Problem(field="params", value=key, rule="keys must be strings")
+                for key in params
+                if not isinstance(key, str)
+            )
+            if "model" in params and params["model"] != model:
+                problems.append(
+                    Problem(
+                        field="params",
+                        value=params["model"],
+                        rule=f"names model {params['model']!r}, not {model!r}",
+                    )
+                )
+        if problems:
+            raise ValidationError(problems, model=model if isinstance(model, str) else None)
