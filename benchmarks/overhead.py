@@ -266,7 +266,7 @@ async def measure(args: argparse.Namespace, url: str, api_key: str) -> tuple[Tal
         timeout=timeout,
     ) as client:
         task = await client.submit(MODEL, prompt="overhead benchmark", image_urls=[IMAGE])
-        from evolink_async._http import USER_AGENT
+        from evolink_async._api.transport import USER_AGENT
 
         headers = {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
         connector = aiohttp.TCPConnector(limit=max(100, 2 * args.concurrency))

@@ -287,14 +287,14 @@ async def run_client(spec: Spec) -> ClientFigures:
 
 async def _through_watcher(client: EvoLinkClient, spec: Spec, figures: ClientFigures) -> None:
     """Create every task; hand each to the watcher with a counting listener."""
-    from evolink_async._watch import _Entry
+    from evolink_async._watch.watcher import WatchEntry
 
     loop = asyncio.get_running_loop()
     watcher = client._watcher
     all_seen = asyncio.Event()
     seen = figures.seen
 
-    def listener(entry: _Entry) -> None:
+    def listener(entry: WatchEntry) -> None:
         if not entry.done:
             return
         seen[entry.task_id] = loop.time()
@@ -313,13 +313,9 @@ async def _through_watcher(client: EvoLinkClient, spec: Spec, figures: ClientFig
         while next_index < spec.tasks:
             index = next_index
             next_index += 1
+            started = loop.time()
             task = await client.submit(MODEL, prompt=f"scale task {index}", image_urls=[IMAGE])
-            watcher.watch(
-                task.id,
-                initial=task,
-                started_at=client._submitted.get(task.id),
-                listener=listener,
-            )
+            watcher.watch(task.id, initial=task, started_at=started, listener=listener)
 
     await asyncio.gather(*(creator() for _ in range(min(CONCURRENCY, spec.tasks))))
     figures.created_by = loop.time()

@@ -15,7 +15,9 @@ classes) and `evolink_async.testing` (the `MockEvoLink` fake server) are the
 public submodules.
 """
 
-from ._batch import BatchRun, BatchStats, Job, JobOutcome
+from ._api.retry import RetryPolicy
+from ._batch.jobs import BatchStats, Job, JobOutcome
+from ._batch.runner import BatchRun
 from ._client import EvoLinkClient
 from ._errors import (
     APIConnectionError,
@@ -39,7 +41,6 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._http import RetryPolicy
 from ._models import (
     MODELS,
     HappyHorseImageToVideo,
@@ -50,8 +51,7 @@ from ._models import (
     Wan25ImageToVideo,
     Wan27ImageToVideo,
 )
-from ._poll import PollPolicy
-from ._results import (
+from ._values import (
     RETRYABLE_ERROR_CODES,
     Credits,
     Task,
@@ -61,6 +61,7 @@ from ._results import (
     Usage,
 )
 from ._version import __version__
+from ._watch.policy import PollPolicy
 
 __all__ = [
     "MODELS",

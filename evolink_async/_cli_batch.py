@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import attrs
 
-from ._batch import BatchStats, JobOutcome
+from ._batch.jobs import BatchStats, JobOutcome
+from ._batch.journal import JournalError
 from ._cli import JobCheck, check_job_lines
 from ._client import EvoLinkClient
 from ._errors import (
@@ -71,9 +72,8 @@ from ._errors import (
     TaskFailedError,
     ValidationError,
 )
-from ._journal import JournalError
-from ._poll import PollPolicy
-from ._results import TaskStatus
+from ._values import TaskStatus
+from ._watch.policy import PollPolicy
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

@@ -19,7 +19,7 @@ from typing import Any
 
 import cattrs
 
-from ._results import (
+from ._values import (
     RETRYABLE_ERROR_CODES,
     Credits,
     Task,

@@ -33,7 +33,7 @@ from typing import Final, TextIO
 
 import attrs
 
-from ._batch import JobOutcome
+from ._batch.jobs import JobOutcome
 from ._cli_batch import (
     EXIT_INTERRUPTED,
     Display,

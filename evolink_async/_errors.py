@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._results import Task
+    from ._values import Task
 
 __all__ = [
     "APIConnectionError",

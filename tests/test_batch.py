@@ -22,7 +22,7 @@ from evolink_async import (
     ValidationError,
     Wan25ImageToVideo,
 )
-from evolink_async._journal import Journal
+from evolink_async._batch.journal import Journal
 from evolink_async.testing import Fault, MockEvoLink
 
 from .conftest import FAST_POLL, TIME_SCALE, make_client
@@ -196,17 +196,18 @@ async def test_journal_key_only_entry_resends_with_the_same_key(
     job = wan("k-1")
     async with make_client(mock) as client:
         # What the run does up to the create, then "crash": key journalled.
-        from evolink_async._batch import _as_job, _fingerprint
+        from evolink_async._batch.jobs import fingerprint as job_fingerprint
+        from evolink_async._batch.jobs import read_job
         from evolink_async._models import request_body
 
-        fingerprint = _fingerprint(request_body(_as_job(job).request))
+        fingerprint = job_fingerprint(request_body(read_job(job).request))
         journal = Journal(journal_path)
         await journal.open()
         key = "crash-key-0000000000001"
         await journal.begin("k-1", key, fingerprint)
         await journal.close()
         # The create went out before the crash: the server has the task.
-        await client.submit(_as_job(job).request, idempotency_key=key)
+        await client.submit(read_job(job).request, idempotency_key=key)
         outcomes = await client.batch([job], journal=journal_path).results()
     assert outcomes[0].ok
     assert mock.stats.tasks_created == 1

@@ -32,7 +32,7 @@ from evolink_async import (
     TaskStatus,
     ValidationError,
 )
-from evolink_async._http import parse_retry_after
+from evolink_async._api.retry import parse_retry_after
 from evolink_async.testing import Fault, FaultPlan, MockEvoLink
 
 from .conftest import FAST_RETRY, make_client

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evolink_async._http import loads_reply
+from evolink_async._api.decode import loads_reply
 
 JSON_VALUES = st.recursive(
     st.none()

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evolink_async._errors import ValidationError
-from evolink_async._poll import (
-    PollPolicy,
+from evolink_async._watch.policy import PollPolicy
+from evolink_async._watch.planner import (
     PollState,
     estimated_duration,
     next_poll_at,

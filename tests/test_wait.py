@@ -22,7 +22,7 @@ from evolink_async import (
     TaskStatus,
     WaitTimeoutError,
 )
-from evolink_async._watch import EASE, MIN_PRESSURE, Watcher
+from evolink_async._watch.budget import EASE, MIN_PRESSURE, Pressure
 from evolink_async.testing import Fault, MockEvoLink
 
 from .conftest import FAST_POLL, TIME_SCALE, make_client
@@ -381,22 +381,39 @@ async def test_closing_the_client_ends_waits(mock: MockEvoLink) -> None:
         await waiter
 
 
-def watcher_for(policy: PollPolicy) -> Watcher:
-    async def unused(_: Any) -> Any:
-        raise AssertionError("no fetch in this test")
+class Controller:
+    """The watcher's pressure controller, fed polls as the watcher would for `policy`."""
 
-    return Watcher(policy=policy, fetch_one=unused, fetch_many=unused, max_in_flight=8)
+    def __init__(self, policy: PollPolicy) -> None:
+        self.policy = policy
+        self.control = Pressure()
+
+    @property
+    def pressure(self) -> float:
+        return self.control.value
+
+    def sent(self, now: float, *, late: bool) -> None:
+        self.control.sent(
+            now,
+            late=late,
+            budget=self.policy.max_polls_per_second,
+            min_interval=self.policy.min_interval,
+        )
+
+
+def watcher_for(policy: PollPolicy) -> Controller:
+    return Controller(policy)
 
 
 def run_windows(
-    watcher: Watcher, *, windows: int, polls: int, late: int = 0, start: float = 0.0
+    watcher: Controller, *, windows: int, polls: int, late: int = 0, start: float = 0.0
 ) -> float:
     """`windows` one-second windows of `polls` evenly spaced polls, `late` of them late."""
     now = start
     for _ in range(windows):
         for index in range(polls):
             now += 1.0 / polls
-            watcher._track(now, late=index < late)
+            watcher.sent(now, late=index < late)
     return now
 
 

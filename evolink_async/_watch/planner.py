@@ -1,5 +1,6 @@
 """
-Deciding *when* to poll a task: `PollPolicy` and a pure, sans-io planner.
+Deciding *when* to poll a task: a pure, sans-io planner (its knobs are
+`PollPolicy`, in `policy.py`).
 
 Nothing here does I/O, sleeps, or reads a clock: every function takes the
 times it needs as arguments (the caller's monotonic clock) and returns a new
@@ -82,15 +83,13 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import attrs
 
-from ._errors import ValidationError
+from .._numbers import finite_number
+from .policy import PollPolicy
 
 __all__ = [
-    "PollPolicy",
     "PollState",
     "estimated_duration",
     "next_poll_at",
@@ -116,129 +115,6 @@ _SOLVE_STEPS = 8
 _SQRT2 = math.sqrt(2.0)
 # The lowest `pressure` next_poll_at plans with (a guard against 0, not tuning).
 _MIN_PRESSURE = 1e-6
-
-
-# -- PollPolicy ---------------------------------------------------------------
-
-
-def _finite(value: object) -> float | None:
-    """`value` as a finite float if it is a real number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond the float range
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _number(rule: str, test: Callable[[float], bool]) -> Callable[[Any, Any, Any], None]:
-    """An attrs validator: a finite real number passing `test`, else a message with `rule`."""
-
-    def check(_: Any, attribute: attrs.Attribute[float], value: object) -> None:
-        number = _finite(value)
-        if number is None or not test(number):
-            raise ValidationError(
-                f"PollPolicy.{attribute.name}={value!r}: must be a finite number {rule}"
-            )
-
-    return check
-
-
-_positive = _number("> 0", lambda v: v > 0)
-_non_negative = _number(">= 0", lambda v: v >= 0)
-_unit_fraction = _number(">= 0 and < 1", lambda v: 0 <= v < 1)
-_share = _number("> 0 and <= 1 (a fraction of the estimate)", lambda v: 0 < v <= 1)
-_at_least_one = _number(">= 1", lambda v: v >= 1)
-
-
-def _boolean(_: Any, attribute: attrs.Attribute[bool], value: bool) -> None:
-    if not isinstance(value, bool):
-        raise ValidationError(f"PollPolicy.{attribute.name}={value!r}: must be True or False")
-
-
-@attrs.frozen(kw_only=True)
-class PollPolicy:
-    """
-    When to poll a running task, and how hard a client may poll overall.
-
-    Every field is keyword-only with a default; use `attrs.evolve` for a
-    variation. Time fields are seconds on the caller's clock; the other
-    numbers are ratios, so scaling `min_interval`, `max_interval`,
-    `default_estimate` and the server's `estimated_time` by one factor scales
-    every planned delay by it. See the `_poll` module docstring for the model.
-
-    Args:
-        min_interval: Floor between two polls of one task, and before the
-            first (seconds, > 0).
-        max_interval: Ceiling between two polls of one task, and before the
-            first (seconds, >= `min_interval`). While the poll budget is
-            short it stretches with the planning pressure (see
-            `next_poll_at`): planned, rather than broken at random by polls
-            queueing for the budget.
-        max_polls_per_second: Budget shared by every waiter of one client
-            (> 0); the scheduler delays polls beyond it, and plans sparser
-            polls while it uses most of it (see `next_poll_at`'s `pressure`).
-        batch_endpoint: Poll due tasks in groups through `POST /v1/tasks/batch`
-            (seen in EvoLink's own clients, not documented) instead of one
-            `GET /v1/tasks/{id}` each.
-        jitter: Each interval moves by up to +/- this fraction (>= 0, < 1),
-            staying within the bounds, so tasks created together do not poll
-            in lockstep.
-        default_estimate: Seconds assumed for a task whose `estimated_time` is
-            missing, zero, negative or not a number (> 0).
-        first_poll_fraction: The first poll comes after this fraction of the
-            estimate (> 0, <= 1), within the bounds: early enough to catch
-            early finishers, and to see progress while it can still help.
-        estimate_spread: How far the server's `estimated_time` is trusted: the
-            log-standard-deviation of the duration around it (> 0; 0.4 means
-            within a factor of 1.5 two times in three). Progress that
-            contradicts the estimate overrides it regardless.
-        progress_noise: How far progress may be from linear in time: the
-            log-standard-deviation of `elapsed / progress` as a duration
-            estimate near progress 0, shrinking linearly to nothing at 100
-            (>= 0).
-        progress_noise_floor: A log-standard-deviation added (in quadrature)
-            at every progress level (>= 0): even 95 % may be some way from
-            done (a last encoding or upload step).
-        conflict_threshold: When the progress-based estimate and the server's
-            disagree by more than this many combined log-spreads (> 0), the
-            server's spread is widened until they do not: a wildly wrong
-            estimate gives way to progress within a poll or two.
-        latency_weight: How many polls one estimated duration of detection
-            delay is worth (> 0). Higher polls more often around the expected
-            finish, lower saves polls.
-        overdue_spread: A task is overdue once it runs this many log-spreads
-            past its estimated finish (>= 0); from then on polls back off.
-        backoff: Once overdue, each interval is this multiple of the previous
-            one (>= 1), up to `max_interval`.
-
-    Raises:
-        ValidationError: A field breaks its rule; the message names the
-            field, the value and the rule.
-    """
-
-    min_interval: float = attrs.field(default=2.0, validator=_positive)
-    max_interval: float = attrs.field(default=60.0, validator=_positive)
-    max_polls_per_second: float = attrs.field(default=20.0, validator=_positive)
-    batch_endpoint: bool = attrs.field(default=False, validator=_boolean)
-    jitter: float = attrs.field(default=0.1, validator=_unit_fraction)
-    default_estimate: float = attrs.field(default=120.0, validator=_positive)
-    first_poll_fraction: float = attrs.field(default=0.2, validator=_share)
-    estimate_spread: float = attrs.field(default=0.4, validator=_positive)
-    progress_noise: float = attrs.field(default=0.3, validator=_non_negative)
-    progress_noise_floor: float = attrs.field(default=0.1, validator=_non_negative)
-    conflict_threshold: float = attrs.field(default=1.5, validator=_positive)
-    latency_weight: float = attrs.field(default=180.0, validator=_positive)
-    overdue_spread: float = attrs.field(default=2.0, validator=_non_negative)
-    backoff: float = attrs.field(default=1.5, validator=_at_least_one)
-
-    def __attrs_post_init__(self) -> None:
-        if self.min_interval > self.max_interval:
-            raise ValidationError(
-                f"PollPolicy.min_interval={self.min_interval!r}: must be <= "
-                f"max_interval ({self.max_interval!r})"
-            )
 
 
 # -- per-task state -----------------------------------------------------------
@@ -279,7 +155,7 @@ class PollState:
 
 def _usable_estimate(value: object) -> float | None:
     """A positive, finite number of seconds from `value`, else None."""
-    number = _finite(value)
+    number = finite_number(value)
     return number if number is not None and number > 0.0 else None
 
 

@@ -1,10 +1,12 @@
 """
 The task watcher: one poll scheduler per client, shared by every waiter.
 
-Deciding *when* to poll a task is the pure planner's job (`_poll.py`); this
-module is the loop that sleeps, fetches and tells waiters. Its shape:
+Deciding *when* to poll a task is the pure planner's job (`planner.py`), and
+how hard the client may poll is the budget's (`budget.py`); this module is
+the loop that sleeps, fetches (through the `TaskReader` it was handed: the
+client's endpoints, or a fake in tests) and tells waiters. Its shape:
 
-- Each watched task id is one small `_Entry` record (latest snapshot, planner
+- Each watched task id is one small `WatchEntry` record (latest snapshot, planner
   state, listeners), in a dict and a heap ordered by next poll time. Watching
   100,000 tasks costs 100,000 records, not 100,000 coroutines.
 - One dispatcher task pops due entries, takes a token from the client-wide
@@ -17,7 +19,10 @@ module is the loop that sleeps, fetches and tells waiters. Its shape:
 - A 429 on a poll halves the budget for the whole watcher and honours
   Retry-After; each successful poll wins back a little, so the rate recovers
   gradually. Other transient failures (5xx, network, timeouts) reschedule the
-  task with backoff and never end a wait. A task that disappears (404), an id
+  task with backoff and never end a wait. The backoff and its Retry-After
+  rule are the SDK's one retry rule (`_api/retry.py`), from `min_interval`
+  doubling up to `max_interval`, a Retry-After longer than that meaning "poll
+  again after `max_interval`". A task that disappears (404), an id
   the API rejects (400), or a key it refuses (401/403) ends the waits on it.
 - With `PollPolicy.batch_endpoint`, due tasks are read in groups of up to 50
   through `POST /v1/tasks/batch`; the first 404/405 from that endpoint turns
@@ -39,14 +44,15 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 
 import anyio
 import anyio.abc
 
-from . import _poll
-from ._errors import (
+from .._api.endpoints import TaskReader
+from .._api.retry import RetryPolicy
+from .._errors import (
     APIConnectionError,
     APIError,
     AuthenticationError,
@@ -61,10 +67,12 @@ from ._errors import (
     TaskFailedError,
     WaitTimeoutError,
 )
-from ._poll import PollPolicy
-from ._results import Task, TaskStatus
+from .._values import Task, TaskStatus
+from . import planner
+from .budget import LATE_FRACTION, Pressure, Slowdown, TokenBucket
+from .policy import PollPolicy
 
-__all__ = ["Watcher"]
+__all__ = ["WatchEntry", "Watcher"]
 
 logger = logging.getLogger("evolink_async")
 
@@ -73,41 +81,21 @@ BATCH_LIMIT: Final = 50
 #: Consecutive unreadable replies for one task before its waits end with the
 #: error: a gateway that keeps sending garbage is not going to get better.
 MAX_MALFORMED: Final = 5
-#: The watcher never slows below this share of its budget after 429s.
-MIN_SLOWDOWN: Final = 1 / 64
-#: Share of the full budget won back by each successful poll after a slowdown.
-RECOVERY_STEP: Final = 0.02
-#: Planning pressure (see `_poll.next_poll_at`): the watcher plans sparser
-#: polls while, over a window (below), it used more than
-#: BUSY_UTILIZATION of its budget or sent more than LATE_SHARE of its polls
-#: late (later than LATE_FRACTION of their planned interval: the budget, the
-#: in-flight cap or a busy event loop held them back). It plans denser again,
-#: up to the policy's own plan, once a window used less than CALM_UTILIZATION
-#: with almost nothing late. Planning to leave headroom keeps polls on time,
-#: so the ones that matter (around each task's expected finish) are not queued
-#: behind the ones that do not.
-BUSY_UTILIZATION: Final = 0.7
-CALM_UTILIZATION: Final = 0.5
-LATE_FRACTION: Final = 0.1
-LATE_SHARE: Final = 0.1
-#: A window lasts `min_interval`, and at least as long as the budget takes
-#: for this many polls, so that one window's share is not noise.
-WINDOW_POLLS: Final = 100
-#: Per window, pressure is multiplied by EASE when busy, divided by it when
-#: calm, within [MIN_PRESSURE, 1].
-EASE: Final = 0.8
-MIN_PRESSURE: Final = 1 / 16
 #: Callback hints remembered for ids nobody watches yet (a callback can beat
 #: the `wait` call that would register the id).
 MAX_HINTS: Final = 10_000
 
-Listener = Callable[["_Entry"], None]
-FetchOne = Callable[[str], Awaitable[Task]]
-FetchMany = Callable[[Sequence[str]], Awaitable[list[Task]]]
+Listener = Callable[["WatchEntry"], None]
 
 
-class _Entry:
-    """One watched task id: what is known of it and who listens."""
+class WatchEntry:
+    """
+    One watched task id: what is known of it and who listens; the handle
+    `Watcher.watch` returns.
+
+    `seq` is the entry's current slot in the watcher's heap: a heap item whose
+    number differs is stale (0 while a poll is in flight, -1 once dropped).
+    """
 
     __slots__ = (
         "done",
@@ -128,7 +116,7 @@ class _Entry:
         "task_id",
     )
 
-    def __init__(self, task_id: str, state: _poll.PollState) -> None:
+    def __init__(self, task_id: str, state: planner.PollState) -> None:
         self.task_id = task_id
         self.state = state
         self.latest: Task | None = None
@@ -146,42 +134,18 @@ class _Entry:
         self.needs_origin = False
         self.scope: anyio.CancelScope | None = None
 
-
-def outcome_of(entry: _Entry) -> Task:
-    """The completed task of a finished entry, or raise what ended it."""
-    if entry.error is not None:
-        raise entry.error
-    task = entry.latest
-    if task is None:  # pragma: no cover -- a finished entry always has a snapshot or error
-        raise RuntimeError("entry finished without a snapshot")
-    if task.status is TaskStatus.FAILED:
-        raise TaskFailedError(task)
-    if task.status is TaskStatus.CANCELLED:
-        raise TaskCancelledError(task)
-    return task
-
-
-class _Bucket:
-    """A token bucket: `rate` tokens a second, at most `burst` saved up."""
-
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        # A tenth of a second's worth: enough to absorb timer jitter, small
-        # enough that no one second sees much more than the budget.
-        self.burst = max(1.0, rate / 10)
-        self.tokens = self.burst
-        self.stamp = now
-
-    def delay(self, now: float, rate: float) -> float:
-        """Seconds until a token is there (0: take it now)."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / rate
+    def outcome(self) -> Task:
+        """The completed task of a finished entry, or raise what ended it."""
+        if self.error is not None:
+            raise self.error
+        task = self.latest
+        if task is None:  # pragma: no cover -- a finished entry always has a snapshot or error
+            raise RuntimeError("entry finished without a snapshot")
+        if task.status is TaskStatus.FAILED:
+            raise TaskFailedError(task)
+        if task.status is TaskStatus.CANCELLED:
+            raise TaskCancelledError(task)
+        return task
 
 
 class Watcher:
@@ -195,32 +159,34 @@ class Watcher:
         self,
         *,
         policy: PollPolicy,
-        fetch_one: FetchOne,
-        fetch_many: FetchMany,
+        reader: TaskReader,
         max_in_flight: int,
     ) -> None:
         self.policy = policy
-        self._fetch_one = fetch_one
-        self._fetch_many = fetch_many
+        self._reader = reader
+        # Backoff after a failed poll: the SDK's retry rule, on the policy's
+        # own scale (from twice `min_interval`, doubling, up to `max_interval`).
+        self._backoff = RetryPolicy(
+            initial_backoff=2 * policy.min_interval,
+            max_backoff=policy.max_interval,
+            max_retry_after=policy.max_interval,
+        )
         self._max_in_flight = max(1, max_in_flight)
-        self._entries: dict[str, _Entry] = {}
-        self._heap: list[tuple[float, int, _Entry]] = []
+        self._entries: dict[str, WatchEntry] = {}
+        self._heap: list[tuple[float, int, WatchEntry]] = []
         self._seq = 0
         self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
         self._in_flight = 0
-        self._slowdown = 1.0
-        self._bucket: _Bucket | None = None
+        self._slowdown = Slowdown()
+        self._bucket: TokenBucket | None = None
         self._batch_ok = policy.batch_endpoint
         self._hints: OrderedDict[str, None] = OrderedDict()
         self._closed = False
         #: Requests sent by the watcher (single and batch), for stats.
         self.polls_sent = 0
-        self._pressure = 1.0
-        self._window_start: float | None = None
-        self._window_polls = 0
-        self._window_late = 0
+        self._pressure = Pressure()
 
     # -- public-ish API ------------------------------------------------------
 
@@ -232,7 +198,7 @@ class Watcher:
     @property
     def slowdown(self) -> float:
         """The share of the poll budget in use (1.0 = full; lower after 429s)."""
-        return self._slowdown
+        return self._slowdown.share
 
     @property
     def pressure(self) -> float:
@@ -240,7 +206,7 @@ class Watcher:
         The share of `PollPolicy.latency_weight` planned with now (1.0 = the
         policy's plan; lower while the budget or the event loop is short).
         """
-        return self._pressure
+        return self._pressure.value
 
     async def wait(
         self,
@@ -280,12 +246,12 @@ class Watcher:
         initial: Task | None,
         started_at: float | None,
         listener: Listener,
-    ) -> _Entry:
+    ) -> WatchEntry:
         """
         Start (or join) watching `task_id`; `listener(entry)` runs on every change.
 
         The listener must be quick and must not raise; `entry.done` tells when
-        the task is finished (`outcome_of(entry)` then gives the result).
+        the task is finished (`entry.outcome()` then gives the result).
         """
         if self._closed:
             raise ClientClosedError("this EvoLinkClient is closed; create a new one")
@@ -297,7 +263,7 @@ class Watcher:
             listener(entry)
         return entry
 
-    def unwatch(self, entry: _Entry, listener: Listener) -> None:
+    def unwatch(self, entry: WatchEntry, listener: Listener) -> None:
         """Remove one listener; drop the entry (and its in-flight poll) if it was the last."""
         with contextlib.suppress(ValueError):
             entry.listeners.remove(listener)
@@ -346,15 +312,17 @@ class Watcher:
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _new_entry(self, task_id: str, initial: Task | None, started_at: float | None) -> _Entry:
+    def _new_entry(
+        self, task_id: str, initial: Task | None, started_at: float | None
+    ) -> WatchEntry:
         now = self._now()
         policy = self.policy
         if initial is not None:
             origin = started_at if started_at is not None else now
-            state = _poll.start(policy, started_at=origin, estimated_time=initial.estimated_time)
+            state = planner.start(policy, started_at=origin, estimated_time=initial.estimated_time)
         else:
-            state = _poll.start(policy, started_at=now, estimated_time=None)
-        entry = _Entry(task_id, state)
+            state = planner.start(policy, started_at=now, estimated_time=None)
+        entry = WatchEntry(task_id, state)
         self._entries[task_id] = entry
         hinted = task_id in self._hints
         if hinted:
@@ -368,8 +336,8 @@ class Watcher:
             due = (
                 now
                 if hinted
-                else _poll.next_poll_at(
-                    policy, state, now=now, u=self._u(), pressure=self._pressure
+                else planner.next_poll_at(
+                    policy, state, now=now, u=self._u(), pressure=self._pressure.value
                 )
             )
         else:
@@ -379,7 +347,7 @@ class Watcher:
         self._ensure_runner()
         return entry
 
-    def _schedule(self, entry: _Entry, due: float) -> None:
+    def _schedule(self, entry: WatchEntry, due: float) -> None:
         self._seq += 1
         entry.seq = self._seq
         entry.interval = max(0.0, due - (entry.last_poll or self._now()))
@@ -388,7 +356,7 @@ class Watcher:
         if self._heap[0][2] is entry and self._wakeup is not None:
             self._wakeup.set()
 
-    def _drop(self, entry: _Entry) -> None:
+    def _drop(self, entry: WatchEntry) -> None:
         if self._entries.get(entry.task_id) is entry:
             del self._entries[entry.task_id]
         entry.seq = -1
@@ -397,7 +365,7 @@ class Watcher:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _finish(self, entry: _Entry, exc: BaseException | None = None) -> None:
+    def _finish(self, entry: WatchEntry, exc: BaseException | None = None) -> None:
         entry.done = True
         if isinstance(exc, EvoLinkError):
             entry.error = exc
@@ -408,7 +376,7 @@ class Watcher:
         entry.seq = -1
         self._notify(entry)
 
-    def _notify(self, entry: _Entry) -> None:
+    def _notify(self, entry: WatchEntry) -> None:
         for listener in list(entry.listeners):
             listener(entry)
 
@@ -419,7 +387,7 @@ class Watcher:
 
     async def _follow(
         self,
-        entry: _Entry,
+        entry: WatchEntry,
         changed: asyncio.Event,
         on_progress: Callable[[Task], Any] | None,
     ) -> Task:
@@ -436,7 +404,7 @@ class Watcher:
                         await result
                     continue
             if entry.done:
-                return outcome_of(entry)
+                return entry.outcome()
             await changed.wait()
 
     # -- the dispatcher ------------------------------------------------------
@@ -452,7 +420,7 @@ class Watcher:
         assert self._wakeup is not None
         wakeup = self._wakeup
         if self._bucket is None:
-            self._bucket = _Bucket(self.policy.max_polls_per_second, self._now())
+            self._bucket = TokenBucket(self.policy.max_polls_per_second, self._now())
         try:
             # A watch can arrive while the task group winds down; go round
             # again rather than leave it unpolled.
@@ -485,13 +453,17 @@ class Watcher:
             if self._in_flight >= self._max_in_flight:
                 await wakeup.wait()
                 continue
-            delay = bucket.delay(now, policy.max_polls_per_second * self._slowdown)
+            budget = policy.max_polls_per_second * self._slowdown.share
+            delay = bucket.delay(now, budget)
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
             due, _, entry = heapq.heappop(heap)
-            self._track(
-                now, late=now - due > LATE_FRACTION * max(entry.interval, policy.min_interval)
+            self._pressure.sent(
+                now,
+                late=now - due > LATE_FRACTION * max(entry.interval, policy.min_interval),
+                budget=budget,
+                min_interval=policy.min_interval,
             )
             batch = [entry]
             if self._batch_ok:
@@ -503,10 +475,10 @@ class Watcher:
             self.polls_sent += 1
             group.start_soon(self._poll, batch)
 
-    def _also_due(self, now: float) -> list[_Entry]:
+    def _also_due(self, now: float) -> list[WatchEntry]:
         """Entries worth reading in the same batch call: due or nearly due."""
         heap = self._heap
-        extra: list[_Entry] = []
+        extra: list[WatchEntry] = []
         min_interval = self.policy.min_interval
         while heap and len(extra) < BATCH_LIMIT - 1:
             due, seq, entry = heap[0]
@@ -523,7 +495,7 @@ class Watcher:
             extra.append(entry)
         return extra
 
-    async def _poll(self, batch: list[_Entry]) -> None:
+    async def _poll(self, batch: list[WatchEntry]) -> None:
         try:
             if len(batch) == 1 and not self._batch_ok:
                 await self._poll_single(batch[0])
@@ -537,21 +509,21 @@ class Watcher:
             if self._wakeup is not None:
                 self._wakeup.set()
 
-    async def _poll_single(self, entry: _Entry) -> None:
+    async def _poll_single(self, entry: WatchEntry) -> None:
         with anyio.CancelScope() as scope:
             entry.scope = scope
             try:
-                task = await self._fetch_one(entry.task_id)
+                task = await self._reader.poll_task(entry.task_id)
             except EvoLinkError as exc:
                 self._failed_poll([entry], exc)
             else:
-                self._recover()
+                self._slowdown.succeeded()
                 self._update(entry, task)
 
-    async def _poll_batch(self, batch: list[_Entry]) -> None:
+    async def _poll_batch(self, batch: list[WatchEntry]) -> None:
         ids = [entry.task_id for entry in batch]
         try:
-            tasks = await self._fetch_many(ids)
+            tasks = await self._reader.poll_tasks(ids)
         except APIError as exc:
             if exc.status in (400, 404, 405):
                 logger.info(
@@ -568,7 +540,7 @@ class Watcher:
         except EvoLinkError as exc:
             self._failed_poll(batch, exc)
             return
-        self._recover()
+        self._slowdown.succeeded()
         by_id = {task.id: task for task in tasks}
         for entry in batch:
             task = by_id.get(entry.task_id)
@@ -578,7 +550,7 @@ class Watcher:
                 # Left out of the batch reply: confirm with a single read.
                 self._schedule(entry, self._now())
 
-    def _update(self, entry: _Entry, task: Task) -> None:
+    def _update(self, entry: WatchEntry, task: Task) -> None:
         if self._entries.get(entry.task_id) is not entry:
             return
         now = self._now()
@@ -588,10 +560,10 @@ class Watcher:
         policy = self.policy
         if entry.needs_origin:
             entry.needs_origin = False
-            entry.state = _poll.start(
+            entry.state = planner.start(
                 policy, started_at=_origin(task, now), estimated_time=task.estimated_time
             )
-        entry.state = _poll.observe(
+        entry.state = planner.observe(
             entry.state,
             at=now,
             progress=task.progress,
@@ -608,21 +580,22 @@ class Watcher:
             task.progress,
         ):
             self._notify(entry)
-        due = _poll.next_poll_at(policy, entry.state, now=now, u=self._u(), pressure=self._pressure)
+        due = planner.next_poll_at(
+            policy, entry.state, now=now, u=self._u(), pressure=self._pressure.value
+        )
         if entry.hinted:
             entry.hinted = False
             due = min(due, now + policy.min_interval)
         self._schedule(entry, due)
 
-    def _failed_poll(self, batch: list[_Entry], exc: EvoLinkError) -> None:
+    def _failed_poll(self, batch: list[WatchEntry], exc: EvoLinkError) -> None:
         now = self._now()
         policy = self.policy
         fatal = isinstance(
             exc, NotFoundError | AuthenticationError | PermissionDeniedError | BadRequestError
         )
         if isinstance(exc, RateLimitError):
-            self._slowdown = max(MIN_SLOWDOWN, self._slowdown / 2)
-            logger.info("poll rate-limited; watcher budget now %.0f%%", self._slowdown * 100)
+            self._slowdown.rate_limited()
         for entry in batch:
             if self._entries.get(entry.task_id) is not entry:
                 continue
@@ -646,49 +619,12 @@ class Watcher:
                     self._finish(entry, exc)
                     continue
             entry.errors += 1
-            wait = min(policy.max_interval, policy.min_interval * 2 ** min(entry.errors, 16))
-            if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-                # Honour the server's pause, but never past the policy's
-                # ceiling: a Retry-After of a year must not park a wait.
-                wait = min(policy.max_interval, max(wait, exc.retry_after))
-            wait *= 1 + policy.jitter * (2 * self._u() - 1)
+            retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+            wait = self._backoff.delay(entry.errors - 1, self._u(), retry_after)
+            # A Retry-After past the policy's ceiling must not park a wait:
+            # poll again after `max_interval`, never sooner than the floor.
+            wait = policy.max_interval if wait is None else min(policy.max_interval, wait)
             self._schedule(entry, now + max(policy.min_interval, wait))
-
-    def _track(self, now: float, *, late: bool) -> None:
-        """Count one poll sent; at the end of each window, adjust the pressure."""
-        start = self._window_start
-        if start is None:
-            self._window_start = start = now
-        self._window_polls += 1
-        self._window_late += late
-        span = now - start
-        budget = self.policy.max_polls_per_second * self._slowdown
-        if span < self.policy.min_interval or span * budget < WINDOW_POLLS:
-            return
-        capacity = budget * span
-        used = self._window_polls / capacity
-        late_share = self._window_late / self._window_polls
-        pressure = self._pressure
-        if used > BUSY_UTILIZATION or late_share > LATE_SHARE:
-            pressure = max(MIN_PRESSURE, pressure * EASE)
-        elif used < CALM_UTILIZATION and late_share <= LATE_SHARE / 4:
-            pressure = min(1.0, pressure / EASE)
-        if pressure != self._pressure:
-            logger.debug(
-                "poll planning pressure %.2f -> %.2f (%.0f%% of the budget used, %.0f%% late)",
-                self._pressure,
-                pressure,
-                used * 100,
-                late_share * 100,
-            )
-            self._pressure = pressure
-        self._window_start = now
-        self._window_polls = 0
-        self._window_late = 0
-
-    def _recover(self) -> None:
-        if self._slowdown < 1.0:
-            self._slowdown = min(1.0, self._slowdown + RECOVERY_STEP)
 
 
 def _origin(task: Task, now: float) -> float:

@@ -19,6 +19,9 @@ How a run flows:
   re-attaches to the task.
 - Every created task is handed to the client's shared watcher as a listener,
   not a coroutine of its own.
+- The run is built from the client's parts (endpoints, uploads, downloader,
+  watcher), never from the client itself: a create tells the run whether it
+  met a 429, and the run hands the watcher the time it sent the create.
 - A 429 on a create halves the number of creates in flight; each create that
   goes through without one wins a little back (additive increase,
   multiplicative decrease). The client's HTTP layer also honours Retry-After.
@@ -32,46 +35,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import Any, Final, Self
 
 import anyio
 import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _models
-from ._download import download_video, safe_filename
-from ._errors import (
-    APIConnectionError,
+from .. import _models
+from .._api.downloads import Downloader, safe_filename
+from .._api.endpoints import Endpoints, new_idempotency_key
+from .._api.uploads import Uploads
+from .._errors import (
     APIError,
     ClientClosedError,
     EvoLinkError,
     InsufficientCreditsError,
-    NotFoundError,
     NotSubmittedError,
     RateLimitError,
-    ServerError,
     TaskCancelledError,
     TaskFailedError,
     ValidationError,
 )
-from ._journal import Journal, JournalEntry
-from ._results import Task, TaskStatus
+from .._numbers import is_whole
+from .._values import Task
+from .._watch.watcher import WatchEntry, Watcher
+from .jobs import BatchStats, Job, JobOutcome, JobSource, fingerprint, job_stand_in, read_job
+from .journal import Journal, JournalEntry
+from .limiter import AIMDLimiter
+from .resume import is_final, journal_record, read_record, worth_resending
 
-if TYPE_CHECKING:
-    from ._client import EvoLinkClient
-    from ._watch import _Entry
-
-__all__ = ["BatchRun", "BatchStats", "Job", "JobOutcome"]
+__all__ = ["DEFAULT_MAX_ACTIVE", "BatchRun"]
 
 logger = logging.getLogger("evolink_async")
 
@@ -80,158 +82,6 @@ logger = logging.getLogger("evolink_async")
 DEFAULT_MAX_ACTIVE: Final = 10_000
 #: Outcomes waiting for the consumer before the run holds back.
 _OUTCOME_BUFFER: Final = 256
-#: Keys of a job dict that are not request fields.
-JOB_KEYS: Final = frozenset({"id", "model", "metadata"})
-
-
-def _freeze(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    return None if value is None else dict(value)
-
-
-@attrs.frozen
-class Job:
-    """
-    One unit of work for the batch runner.
-
-    Args:
-        request: a request object (`SeedanceImageToVideo(...)`, `RawRequest(...)`).
-        id: a name unique within the run, used for the journal, the download
-            file name and results; default: derived from the request's content.
-        metadata: anything of yours, carried to the outcome untouched.
-    """
-
-    request: _models.Request
-    id: str | None = None
-    metadata: Mapping[str, Any] | None = attrs.field(default=None, converter=_freeze)
-
-
-@attrs.frozen(kw_only=True)
-class JobOutcome:
-    """
-    How one job ended.
-
-    Attributes:
-        job: the job, with its id filled in.
-        task: the final task snapshot, or None if no task was created.
-        error: what went wrong (`TaskFailedError`, `TaskCancelledError`,
-            `ValidationError`, an `APIError`, ...), or None.
-        path: the downloaded video, when the run downloads.
-        resumed: True when the outcome comes from the journal of an earlier run.
-    """
-
-    job: Job
-    task: Task | None = None
-    error: EvoLinkError | None = None
-    path: Path | None = None
-    resumed: bool = False
-    index: int = attrs.field(default=-1, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        """True when the task completed (and, if downloading, the file is on disk)."""
-        return (
-            self.error is None
-            and self.task is not None
-            and (self.task.status is TaskStatus.COMPLETED)
-        )
-
-    @property
-    def job_id(self) -> str:
-        """The job's id."""
-        return self.job.id or ""
-
-
-@attrs.define(kw_only=True)
-class BatchStats:
-    """
-    Live counts of a run; read `run.stats` at any time.
-
-    `read` counts jobs read; `creating` is creates in flight now;
-    `submitted` counts tasks created in this run (re-attached ones included);
-    `pending` is tasks created and not finished; `errors` is jobs that ended
-    without a task outcome (bad parameters, API refusals); `resumed` is jobs
-    whose outcome came from the journal.
-    """
-
-    read: int = 0
-    creating: int = 0
-    submitted: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    errors: int = 0
-    resumed: int = 0
-    downloaded: int = 0
-    credits_reserved: float = 0.0
-    credits_used: float = 0.0
-    started_at: float = attrs.field(factory=time.monotonic)
-    finished_at: float | None = None
-    stopped_reason: str | None = None
-    concurrency: int = 0
-
-    @property
-    def pending(self) -> int:
-        """Tasks created and not finished yet."""
-        return max(0, self.submitted - self.completed - self.failed - self.cancelled)
-
-    @property
-    def finished(self) -> int:
-        """Jobs with an outcome."""
-        return self.completed + self.failed + self.cancelled + self.errors + self.resumed
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the run started (until it ended)."""
-        return (self.finished_at or time.monotonic()) - self.started_at
-
-    @property
-    def throughput(self) -> float:
-        """Jobs finished per second so far."""
-        elapsed = self.elapsed
-        return self.finished / elapsed if elapsed > 0 else 0.0
-
-
-class _Limiter:
-    """A concurrency limit that can shrink and grow while in use (AIMD)."""
-
-    def __init__(self, limit: int) -> None:
-        self.ceiling = limit
-        self.limit = limit
-        self.lowest = limit
-        self.in_use = 0
-        self._successes = 0
-        self._changed = asyncio.Event()
-
-    async def acquire(self, stopped: Callable[[], bool]) -> bool:
-        """Take a slot; False (and no slot) if `stopped()` turns true first."""
-        while self.in_use >= self.limit:
-            if stopped():
-                return False
-            self._changed.clear()
-            await self._changed.wait()
-        self.in_use += 1
-        return True
-
-    def wake(self) -> None:
-        self._changed.set()
-
-    def release(self) -> None:
-        self.in_use -= 1
-        self._changed.set()
-
-    def decrease(self) -> None:
-        self.limit = max(1, self.limit // 2)
-        self.lowest = min(self.lowest, self.limit)
-        self._successes = 0
-
-    def increase(self) -> None:
-        if self.limit >= self.ceiling:
-            return
-        self._successes += 1
-        if self._successes >= self.limit:
-            self._successes = 0
-            self.limit += 1
-            self._changed.set()
 
 
 @attrs.define(eq=False)
@@ -241,11 +91,8 @@ class _Active:
     job: Job
     index: int
     key: str
-    entry: _Entry | None = None
-    callback: Callable[[_Entry], None] | None = None
-
-
-JobSource = Iterable[Job | Mapping[str, Any]] | AsyncIterable[Job | Mapping[str, Any]]
+    entry: WatchEntry | None = None
+    callback: Callable[[WatchEntry], None] | None = None
 
 
 class BatchRun:
@@ -262,24 +109,29 @@ class BatchRun:
 
     def __init__(
         self,
-        client: EvoLinkClient,
         jobs: JobSource,
         *,
-        concurrency: int | None,
+        endpoints: Endpoints,
+        uploads: Uploads,
+        downloader: Downloader,
+        watcher: Watcher,
+        concurrency: int,
         journal: str | Path | None,
         download_dir: str | Path | None,
         max_active: int = DEFAULT_MAX_ACTIVE,
     ) -> None:
-        concurrency = client.max_concurrency if concurrency is None else concurrency
-        if not _whole(concurrency) or concurrency < 1:
+        if not is_whole(concurrency) or concurrency < 1:
             raise ValidationError(f"concurrency={concurrency!r}: must be a whole number >= 1")
-        if not _whole(max_active) or max_active < 1:
+        if not is_whole(max_active) or max_active < 1:
             raise ValidationError(f"max_active={max_active!r}: must be a whole number >= 1")
-        self._client = client
+        self._endpoints = endpoints
+        self._uploads = uploads
+        self._downloader = downloader
+        self._watcher = watcher
         self._jobs = jobs
         self._journal_path = Path(journal) if journal is not None else None
         self._download_dir = Path(download_dir) if download_dir is not None else None
-        self._limiter = _Limiter(concurrency)
+        self._limiter = AIMDLimiter(concurrency)
         self._max_active = max_active
         self.stats = BatchStats(concurrency=concurrency)
         self._runner: asyncio.Task[None] | None = None
@@ -293,7 +145,6 @@ class BatchRun:
         self._finished_ready = asyncio.Event()
         self._iterated = False
         self._collecting = False
-        self._downloads = asyncio.Semaphore(max(2, concurrency // 4))
         self._journal: Journal | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._error: BaseException | None = None
@@ -418,7 +269,7 @@ class BatchRun:
         finally:
             send.close()
             self.stats.finished_at = time.monotonic()
-            watcher = self._client._watcher
+            watcher = self._watcher
             for active in list(self._active.values()):
                 if active.entry is not None:
                     watcher.unwatch(active.entry, self._listener(active))
@@ -434,7 +285,7 @@ class BatchRun:
             journal = Journal(self._journal_path, durable=True)
         else:
             self._tempdir = tempfile.TemporaryDirectory(prefix="evolink-batch-")
-            journal = Journal(Path(self._tempdir.name) / "ledger.sqlite", durable=False)
+            journal = Journal(Path(self._tempdir.name) / "run.journal", durable=False)
         try:
             await journal.open()
         except Exception as exc:
@@ -492,16 +343,16 @@ class BatchRun:
         assert self._journal is not None
         journal = self._journal
         try:
-            job = _as_job(item)
+            job = read_job(item)
         except ValidationError as exc:
-            return JobOutcome(job=_broken_job(item), error=exc, index=index)
+            return JobOutcome(job=job_stand_in(item), error=exc, index=index)
         try:
             body = _models.request_body(job.request, paths=True)
         except (ValidationError, TypeError, ValueError) as exc:
             error = exc if isinstance(exc, ValidationError) else ValidationError(str(exc))
             return JobOutcome(job=job, error=error, index=index)
-        fingerprint = _fingerprint(body)
-        job_id = job.id or f"job-{fingerprint[:16]}"
+        job_print = fingerprint(body)
+        job_id = job.id or f"job-{job_print[:16]}"
         job = attrs.evolve(job, id=job_id)
         first, entry = await journal.claim(job_id)
         if not first:
@@ -509,7 +360,7 @@ class BatchRun:
                 f"job id {job_id!r} appears twice in this run; ids must be unique"
             )
             return JobOutcome(job=job, error=error, index=index)
-        if entry is not None and entry.fingerprint != fingerprint:
+        if entry is not None and entry.fingerprint != job_print:
             error = ValidationError(
                 f"job {job_id!r} differs from the job the journal recorded under that id; "
                 "give it a new id (or use a new journal)"
@@ -518,78 +369,58 @@ class BatchRun:
         if entry is not None and entry.outcome is not None:
             return await self._resumed(job, index, entry)
         if entry is not None and entry.task_id is not None:
-            return self._watch(job, index, entry.idempotency_key, entry.task_id, None)
+            return self._watch(job, index, entry.idempotency_key, entry.task_id, None, None)
         if self._stop_reading:
             return JobOutcome(job=job, error=_not_submitted(self.stats.stopped_reason), index=index)
-        request = job.request
-        uploads: dict[str, str] | None = None
-        paths = _models.local_files(request)
-        if paths:
-            try:
-                request, uploads = await self._uploaded(request, paths, entry)
-            except EvoLinkError as exc:
-                return JobOutcome(job=job, error=exc, index=index)
-        key = entry.idempotency_key if entry is not None else _new_key()
-        if entry is None:
-            await journal.begin(job_id, key, fingerprint, uploads)
-        transport = self._client._transport
-        limited_before = transport.rate_limited
         try:
-            task = await self._client.submit(request, idempotency_key=key)
+            request, uploads = await self._uploads.resolve(
+                job.request, entry.uploads if entry is not None else None
+            )
+            payload = json.dumps(_models.request_body(request), separators=(",", ":")).encode()
+        except EvoLinkError as exc:
+            return JobOutcome(job=job, error=exc, index=index)
+        key = entry.idempotency_key if entry is not None else new_idempotency_key()
+        if entry is None:
+            await journal.begin(job_id, key, job_print, uploads or None)
+        started = asyncio.get_running_loop().time()
+        try:
+            created = await self._endpoints.create_task(payload, idempotency_key=key)
         except InsufficientCreditsError as exc:
             self._stop_reading = True
             self.stats.stopped_reason = "insufficient credits (HTTP 402): top up, then re-run"
             logger.warning("no credits left: the batch stops creating tasks")
             return JobOutcome(job=job, error=exc, index=index)
         except EvoLinkError as exc:
-            if isinstance(exc, RateLimitError) or transport.rate_limited > limited_before:
+            if isinstance(exc, RateLimitError):
                 self._limiter.decrease()
-            if not _worth_resending(exc):
-                await journal.finished(job_id, _record(job, None, exc, None))
+            if not worth_resending(exc):
+                await journal.finished(job_id, journal_record(None, exc, None))
             return JobOutcome(job=job, error=exc, index=index)
-        if transport.rate_limited > limited_before:
+        if created.rate_limited:
             self._limiter.decrease()
             logger.info("rate limited: batch creates in flight now %d", self._limiter.limit)
         else:
             self._limiter.increase()
+        task = created.task
         await journal.created(job_id, task.id)
-        return self._watch(job, index, key, task.id, task)
-
-    async def _uploaded(
-        self,
-        request: _models.Request,
-        paths: tuple[Path, ...],
-        entry: JournalEntry | None,
-    ) -> tuple[_models.Request, dict[str, str]]:
-        """
-        The request with its local files replaced by URLs, and the URLs.
-
-        A job journalled before a crash reuses the URLs recorded then: a
-        fresh upload would get new URLs, so the re-sent create would differ
-        from the first and the server would refuse its key.
-        """
-        recorded = entry.uploads if entry is not None and entry.uploads else {}
-        urls = {path: recorded[str(path)] for path in paths if str(path) in recorded}
-        missing = [path for path in paths if path not in urls]
-        if missing:
-            urls.update(await self._client._upload_paths(missing))
-        return _models.replace_files(request, urls), {str(path): urls[path] for path in paths}
+        return self._watch(job, index, key, task.id, task, started)
 
     def _watch(
-        self, job: Job, index: int, key: str, task_id: str, task: Task | None
+        self,
+        job: Job,
+        index: int,
+        key: str,
+        task_id: str,
+        task: Task | None,
+        started_at: float | None,
     ) -> JobOutcome | None:
         """Hand the task to the watcher; an outcome only if that is impossible."""
         assert job.id is not None
         active = _Active(job=job, index=index, key=key)
         self._active[job.id] = active
         try:
-            active.entry = self._client._watcher.watch(
-                task_id,
-                initial=task,
-                # Taken, not read: the runner is the only reader of a task it
-                # created, and a long run must not keep every submit time.
-                started_at=self._client._submitted.pop(task_id, None),
-                listener=self._listener(active),
+            active.entry = self._watcher.watch(
+                task_id, initial=task, started_at=started_at, listener=self._listener(active)
             )
         except ClientClosedError as exc:
             # The task id is journalled: a re-run re-attaches to it.
@@ -600,10 +431,10 @@ class BatchRun:
             self.stats.credits_reserved += task.usage.credits_reserved
         return None
 
-    def _listener(self, active: _Active) -> Callable[[_Entry], None]:
+    def _listener(self, active: _Active) -> Callable[[WatchEntry], None]:
         if active.callback is None:
 
-            def on_change(entry: _Entry) -> None:
+            def on_change(entry: WatchEntry) -> None:
                 if entry.done:
                     self._finished.append(active)
                     self._finished_ready.set()
@@ -637,9 +468,7 @@ class BatchRun:
             error: EvoLinkError | None = None
             task = active.entry.latest
             try:
-                from ._watch import outcome_of
-
-                task = outcome_of(active.entry)
+                task = active.entry.outcome()
             except EvoLinkError as exc:
                 error = exc
             path = None
@@ -650,8 +479,8 @@ class BatchRun:
                     error = exc
             self._count(task, error)
             assert self._journal is not None
-            if _final(error):
-                await self._journal.finished(active.job.id, _record(active.job, task, error, path))
+            if is_final(error):
+                await self._journal.finished(active.job.id, journal_record(task, error, path))
             self._active.pop(active.job.id, None)
             self._active_changed.set()
             await send.send(
@@ -687,34 +516,13 @@ class BatchRun:
         url = task.video_url
         if url is None:
             raise APIError("completed task has no result URL", status=0)
-        client = self._client
-
-        async def refresh() -> str | None:
-            return (await client.get_task(task.id)).video_url
-
-        transport = client._transport
-        timeout = transport.timeout
-        async with self._downloads:
-            path = await download_video(
-                transport.download_session,
-                url,
-                dest,
-                overwrite=False,
-                retry=client.retry,
-                read_timeout=timeout.sock_read or timeout.total or 30.0,
-                refresh_url=refresh,
-            )
+        path = await self._downloader.download(task.id, url, dest, overwrite=False)
         self.stats.downloaded += 1
         return path
 
     async def _resumed(self, job: Job, index: int, entry: JournalEntry) -> JobOutcome:
-        outcome = entry.outcome
-        assert outcome is not None
-        raw_task = outcome.get("task")
-        task = Task.from_json(raw_task) if isinstance(raw_task, Mapping) else None
-        error = _error_from_record(outcome.get("error"), task)
-        path_text = outcome.get("path")
-        path = Path(path_text) if isinstance(path_text, str) else None
+        assert entry.outcome is not None
+        task, error, path = read_record(entry.outcome)
         wants_file = error is None and task is not None and self._download_dir is not None
         if (
             wants_file
@@ -722,14 +530,14 @@ class BatchRun:
             and (path is None or not await anyio.Path(path).exists())
         ):
             try:
-                fresh = await self._client.get_task(task.id)
+                fresh = await self._endpoints.get_task(task.id)
                 path = await self._download(job, fresh)
                 task = fresh
             except EvoLinkError as exc:
                 error = exc
             assert self._journal is not None
             assert job.id is not None
-            await self._journal.finished(job.id, _record(job, task, error, path))
+            await self._journal.finished(job.id, journal_record(task, error, path))
         return JobOutcome(job=job, task=task, error=error, path=path, resumed=True, index=index)
 
 
@@ -742,115 +550,5 @@ async def _iterate(jobs: JobSource) -> AsyncIterator[Job | Mapping[str, Any]]:
             yield item
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _as_job(item: Job | Mapping[str, Any]) -> Job:
-    if isinstance(item, Job):
-        job_id: object = item.id
-        if job_id is not None and (not isinstance(job_id, str) or not job_id):
-            raise ValidationError(f"id={item.id!r}: a job id must be a non-empty string")
-        return item
-    if not isinstance(item, Mapping):
-        raise ValidationError(f"a job must be a Job or a dict, not {type(item).__name__}")
-    job_id = item.get("id")
-    if job_id is not None:
-        if isinstance(job_id, bool) or not isinstance(job_id, str | int) or job_id == "":
-            raise ValidationError(f"id={job_id!r}: a job id must be a non-empty string or number")
-        job_id = str(job_id)
-    model = item.get("model")
-    if not isinstance(model, str) or not model:
-        raise ValidationError(f"model={model!r}: every job needs a model id")
-    metadata = item.get("metadata")
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise ValidationError(f"metadata={metadata!r}: must be an object")
-    params = {key: value for key, value in item.items() if key not in JOB_KEYS}
-    return Job(_models.build_request(model, params), id=job_id, metadata=metadata)
-
-
-def _broken_job(item: object) -> Job:
-    """A stand-in job for an outcome of a job that could not be read."""
-    if isinstance(item, Mapping):
-        params = {key: value for key, value in item.items() if key not in JOB_KEYS}
-        job_id = item.get("id")
-        return Job(
-            _models.RawRequest(str(item.get("model") or "unknown"), params),
-            id=str(job_id) if job_id is not None else None,
-        )
-    return Job(_models.RawRequest("unknown", {}))
-
-
-def _fingerprint(body: Mapping[str, Any]) -> str:
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _new_key() -> str:
-    from ._client import new_idempotency_key
-
-    return new_idempotency_key()
-
-
-def _worth_resending(error: EvoLinkError) -> bool:
-    """True when a re-run should send the create again (with the same key)."""
-    return isinstance(error, ServerError | RateLimitError | APIConnectionError) or (
-        isinstance(error, APIError) and error.status in (0, 401, 403, 408, 409)
-    )
-
-
-def _final(error: EvoLinkError | None) -> bool:
-    """
-    True when an outcome is final for the journal; otherwise a re-run
-    re-attaches to the task (the wait ended for a reason of this run: the
-    client closed, a key was refused, the download failed).
-    """
-    return error is None or isinstance(
-        error, TaskFailedError | TaskCancelledError | NotFoundError | ValidationError
-    )
-
-
 def _not_submitted(reason: str | None) -> NotSubmittedError:
     return NotSubmittedError(f"not submitted: {reason or 'the run was stopped'}")
-
-
-def _record(
-    job: Job, task: Task | None, error: EvoLinkError | None, path: Path | None
-) -> dict[str, Any]:
-    """The journal's outcome record: JSON, no secrets."""
-    record: dict[str, Any] = {"task": dict(task.raw) if task is not None else None}
-    if path is not None:
-        record["path"] = str(path)
-    if error is not None:
-        record["error"] = {
-            "type": type(error).__name__,
-            "message": getattr(error, "message", None) or str(error),
-            "status": getattr(error, "status", None),
-            "code": getattr(error, "code", None),
-        }
-    return record
-
-
-def _error_from_record(record: object, task: Task | None) -> EvoLinkError | None:
-    if not isinstance(record, Mapping):
-        return None
-    kind = record.get("type")
-    if kind == "TaskFailedError" and task is not None:
-        return TaskFailedError(task)
-    if kind == "TaskCancelledError" and task is not None:
-        return TaskCancelledError(task)
-    message = str(record.get("message") or "error recorded by an earlier run")
-    from . import _errors
-
-    cls = getattr(_errors, str(kind), None)
-    if isinstance(cls, type) and issubclass(cls, APIError):
-        status = record.get("status")
-        code = record.get("code")
-        return cls(
-            message,
-            status=status if isinstance(status, int) else 0,
-            code=code if isinstance(code, str | int) else None,
-        )
-    if isinstance(cls, type) and issubclass(cls, ValidationError):
-        return ValidationError(message)
-    return EvoLinkError(message)

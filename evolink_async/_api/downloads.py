@@ -1,0 +1,309 @@
+"""
+Result videos to disk: one `Downloader` per client, shared by
+`client.download` and every batch run of the client.
+
+- One concurrency limit for all of the client's downloads.
+- The file is written under a temporary name beside the target and renamed only
+  once complete, so `dest` never holds a partial video.
+- The size is checked against Content-Length / Content-Range.
+- A dropped transfer resumes with `Range` when the server accepts ranges, and
+  is retried on transient failures (5xx, 429, dropped connection, timeout)
+  by the one retry loop (`retry.retry_loop`, with its Retry-After rule).
+- An expired result URL (403/404/410) is refreshed once by re-reading the
+  task, since EvoLink's result links expire after 24 hours.
+- File writes run in a worker thread, so a web backend's loop never blocks on
+  disk.
+- Result hosts get a session without the API key.
+- Names built from server or job data are sanitised: nothing escapes the
+  target directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import aiohttp
+import anyio.to_thread
+
+from .._errors import APIConnectionError, APITimeoutError, NotFoundError
+from .decode import error_from_reply
+from .retry import Retryable, RetryPolicy, retry_after_of, retry_loop
+
+__all__ = ["Downloader", "safe_filename", "target_path"]
+
+logger = logging.getLogger("evolink_async")
+
+# Disk writes go through a worker thread; batching small network chunks into
+# writes of about this size keeps thread hops few without holding much memory.
+_WRITE_BATCH = 1 << 20
+_EXPIRED_STATUSES = frozenset({403, 404, 410})
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_NAME = 150
+
+
+def safe_filename(text: str, *, suffix: str = "") -> str:
+    """
+    A file name made from untrusted text that cannot leave its directory.
+
+    Keeps letters, digits, `.`, `_` and `-`; anything else becomes `_`;
+    leading dots are dropped (no hidden files, no `..`). Long or empty names
+    get a short hash so distinct inputs stay distinct.
+    """
+    cleaned = _UNSAFE.sub("_", text).lstrip(".")
+    if not cleaned or cleaned != text or len(cleaned) > _MAX_NAME:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        cleaned = f"{cleaned[:_MAX_NAME]}-{digest}" if cleaned else digest
+    return cleaned + suffix
+
+
+def target_path(dest: Path, name: str) -> Path:
+    """
+    Where a video goes: `dest` itself, or `<dest>/<safe name>.mp4` for a directory.
+
+    Raises:
+        ValueError: the resolved path would leave `dest` (cannot happen with a
+            sanitised name; checked anyway).
+    """
+    if not dest.is_dir():
+        return dest
+    path = dest / safe_filename(name, suffix=".mp4")
+    if path.resolve().parent != dest.resolve():
+        raise ValueError(f"refusing to write {path}: outside {dest}")
+    return path
+
+
+class Downloader:
+    """
+    Streams result videos to disk for one client, a few at a time.
+
+    Args:
+        session: the session for result hosts (never one carrying the key),
+            asked for on each download, since it is made lazily.
+        retry: the client's retry policy.
+        read_timeout: seconds a download may go without data.
+        max_parallel: downloads at once, for the whole client.
+        refresh_url: re-reads a task's result URL (for an expired link).
+    """
+
+    def __init__(
+        self,
+        *,
+        session: Callable[[], aiohttp.ClientSession],
+        retry: RetryPolicy,
+        read_timeout: float,
+        max_parallel: int,
+        refresh_url: Callable[[str], Awaitable[str | None]],
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self._session = session
+        self.retry = retry
+        self.read_timeout = read_timeout
+        self._max_parallel = max_parallel
+        self._limit: asyncio.Semaphore | None = None
+        self._refresh_url = refresh_url
+        self._sleep = sleep
+
+    async def download(self, task_id: str, url: str, dest: Path, *, overwrite: bool) -> Path:
+        """
+        Stream `url` (the result of task `task_id`) to `dest`, a file path.
+
+        Raises:
+            FileExistsError: `dest` exists and `overwrite` is False.
+            APIError: a non-retryable HTTP status, or retries spent on 5xx/429.
+            APIConnectionError: the transfer kept failing.
+        """
+        if self._limit is None:
+            self._limit = asyncio.Semaphore(self._max_parallel)
+        async with self._limit:
+            return await self._download(task_id, url, dest, overwrite=overwrite)
+
+    async def _download(self, task_id: str, url: str, dest: Path, *, overwrite: bool) -> Path:
+        if not overwrite and await anyio.Path(dest).exists():
+            raise FileExistsError(f"{dest} exists; pass overwrite=True to replace it")
+        await anyio.Path(dest.parent).mkdir(parents=True, exist_ok=True)
+        temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        handle: BinaryIO = await anyio.to_thread.run_sync(temp.open, "wb")
+        transfer = _Transfer(self, task_id, url, handle)
+        try:
+            await retry_loop(
+                transfer.attempt,
+                policy=self.retry,
+                max_retries=self.retry.max_retries,
+                sleep=self._sleep,
+                rng=random.Random(),  # noqa: S311 -- jitter, not cryptography
+                what="download",
+            )
+            await anyio.to_thread.run_sync(_finish, handle)
+            await anyio.to_thread.run_sync(_publish, temp, dest, overwrite)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                handle.close()
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        return dest
+
+
+class _Transfer:
+    """One video's transfer across attempts: the URL, the bytes on disk."""
+
+    def __init__(self, owner: Downloader, task_id: str, url: str, handle: BinaryIO) -> None:
+        self._owner = owner
+        self._task_id = task_id
+        self.url = url
+        self._handle = handle
+        self.written = 0
+        self._refreshed = False
+
+    async def attempt(self, _: int) -> None:
+        """
+        One try: ask for the rest of the file and append it.
+
+        Raises:
+            Retryable: a failure worth another try.
+            APIError: a status not worth one (or an expired URL twice).
+        """
+        owner = self._owner
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=owner.read_timeout, sock_read=owner.read_timeout
+        )
+        while True:
+            headers = {"Range": f"bytes={self.written}-"} if self.written else {}
+            try:
+                async with owner._session().get(
+                    self.url, headers=headers, timeout=timeout, allow_redirects=True
+                ) as resp:
+                    if resp.status in _EXPIRED_STATUSES and not self._refreshed:
+                        self._refreshed = True
+                        fresh = await owner._refresh_url(self._task_id)
+                        if fresh:
+                            logger.info("result URL expired (HTTP %d); refreshed", resp.status)
+                            self.url = fresh
+                            self.written = await _truncate(self._handle)
+                            continue
+                    await self._receive(resp)
+                    return
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                stalled = APITimeoutError(f"download stalled for {owner.read_timeout:g}s")
+                raise Retryable(stalled) from None
+            except aiohttp.ClientError as exc:
+                failed = APIConnectionError(f"download failed ({type(exc).__name__})")
+                raise Retryable(failed) from None
+
+    async def _receive(self, resp: aiohttp.ClientResponse) -> None:
+        handle = self._handle
+        if resp.status == 206:
+            start, total = _content_range(resp.headers.get("Content-Range"))
+            if start != self.written:
+                self.written = await _truncate(handle)
+                raise Retryable(APIConnectionError("server resumed at the wrong offset"))
+        elif resp.status == 200:
+            if self.written:
+                # The server ignored Range: start over.
+                self.written = await _truncate(handle)
+            total = _int_header(resp.headers.get("Content-Length"))
+        else:
+            body = await resp.read()
+            if resp.status in _EXPIRED_STATUSES:
+                raise NotFoundError(
+                    f"result URL no longer available (HTTP {resp.status}); "
+                    "re-read the task for a fresh URL",
+                    status=resp.status,
+                )
+            error = error_from_reply(resp.status, resp.headers, body, None)
+            if resp.status not in self._owner.retry.retry_statuses:
+                raise error
+            retry_after = retry_after_of(resp.status, resp.headers, error.message)
+            raise Retryable(error, retry_after=retry_after)
+        counter = [self.written]
+        try:
+            await _copy(resp, handle, counter)
+        finally:
+            self.written = counter[0]
+        if total is not None and self.written != total:
+            raise Retryable(
+                APIConnectionError(f"download ended after {self.written} of {total} bytes")
+            )
+
+
+async def _copy(resp: aiohttp.ClientResponse, handle: BinaryIO, written: list[int]) -> None:
+    """
+    Append the body to `handle`; `written[0]` counts the bytes on disk.
+
+    When the transfer breaks, what arrived is still written and counted, so
+    the retry resumes right after it.
+    """
+    buffer = bytearray()
+
+    async def flush() -> None:
+        if buffer:
+            await anyio.to_thread.run_sync(handle.write, bytes(buffer))
+            written[0] += len(buffer)
+            buffer.clear()
+
+    try:
+        async for chunk in resp.content.iter_chunked(_WRITE_BATCH):
+            buffer += chunk
+            if len(buffer) >= _WRITE_BATCH:
+                await flush()
+    except (aiohttp.ClientError, TimeoutError):
+        await flush()
+        raise
+    await flush()
+
+
+async def _truncate(handle: BinaryIO) -> int:
+    def reset() -> None:
+        handle.seek(0)
+        handle.truncate()
+
+    await anyio.to_thread.run_sync(reset)
+    return 0
+
+
+def _finish(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+
+
+def _publish(temp: Path, dest: Path, overwrite: bool) -> None:
+    if overwrite:
+        temp.replace(dest)
+        return
+    # A hard link fails if `dest` appeared meanwhile: no silent clobbering.
+    try:
+        os.link(temp, dest)
+    except FileExistsError:
+        raise FileExistsError(f"{dest} exists; pass overwrite=True to replace it") from None
+    except OSError:
+        if dest.exists():
+            raise FileExistsError(f"{dest} exists; pass overwrite=True to replace it") from None
+        temp.replace(dest)
+        return
+    temp.unlink()
+
+
+def _int_header(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(start, total) from `bytes START-END/TOTAL`; None where unreadable."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
+    if not match:
+        return None, None
+    total = match.group(3)
+    return int(match.group(1)), int(total) if total.isdigit() else None

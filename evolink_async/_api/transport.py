@@ -1,0 +1,420 @@
+"""
+The transport: one aiohttp session, one concurrency limit, one 429 pause,
+and the retry loop around each request.
+
+Every API and files-API request of a client goes through `Transport.request`:
+
+- `_send_once` sends one attempt: it waits for a slot of the client-wide
+  limit (`max_concurrency`, taken per attempt, so a request sleeping between
+  retries holds no slot), sends, reads the body, and maps every aiohttp
+  failure to the `_errors` tree (no aiohttp exception escapes);
+- `decode.decode_reply` turns the reply into a `Response` or its `APIError`;
+- `retry.retry_loop` retries 429, 5xx, dropped connections and timeouts,
+  honouring Retry-After (the one rule in `retry.py`). A POST is retried only
+  when the caller says it is safe: creates carry an Idempotency-Key, so a
+  retry is replayed by the server, never billed twice;
+- a 429's Retry-After pauses every request of the client, not only the one
+  that got it.
+
+The API key is only ever put in the Authorization header of requests to the
+API and files hosts; it never reaches a log line, an exception or a result
+download (result URLs are on a CDN, fetched through a second session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    ClientClosedError,
+)
+from .._version import __version__
+from .decode import Response, decode_reply, error_from_reply, request_id_of
+from .retry import Retryable, RetryPolicy, retry_after_of, retry_loop
+
+__all__ = ["USER_AGENT", "Transport"]
+
+logger = logging.getLogger("evolink_async")
+
+USER_AGENT: Final = f"evolink-async/{__version__} aiohttp/{aiohttp.__version__}"
+
+
+class _Slots:
+    """
+    A counting semaphore (the client's `max_concurrency`) that costs no
+    await while a slot is free: `try_take()`, else `await take()`; then
+    `give()` exactly once. First come, first served; a freed slot goes
+    straight to the longest waiter.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody queues for it."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Wait for a slot (in turn) and take it."""
+        if self.try_take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot, then cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        """Return a slot: to the first live waiter, else to the pool."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+class Transport:
+    """
+    The client's HTTP machinery: session, semaphore, retries, errors.
+
+    Created by `EvoLinkClient`; not a public class.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        max_concurrency: int,
+        retry: RetryPolicy,
+        timeout: aiohttp.ClientTimeout,
+        session: aiohttp.ClientSession | None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self._api_key = api_key
+        self.retry = retry
+        self.timeout = timeout
+        self.max_concurrency = max_concurrency
+        self._session = session
+        self._owns_session = session is None
+        self._semaphore: _Slots | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._paused_until = 0.0
+        self._sleep = sleep
+        self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
+        self.closed = False
+        # A session the transport makes carries the Authorization header as a
+        # default header (aiohttp then merges nothing per request), and result
+        # downloads get a second session without it: the CDN never sees the
+        # key. A caller's session gets the header on each request instead.
+        self._auth_in_session = False
+        self._bound: tuple[aiohttp.ClientSession, _Slots] | None = None
+        self._download_session: aiohttp.ClientSession | None = None
+        # The Authorization header alone, built once, for a caller's session.
+        self._plain_headers: CIMultiDictProxy[str] | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _closed_error(self) -> ClientClosedError:
+        return ClientClosedError(
+            "this EvoLinkClient is closed; create a new one (a closed client is not reopened)"
+        )
+
+    def bind(self) -> tuple[aiohttp.ClientSession, _Slots]:
+        """The session and semaphore, made on first use inside the running loop."""
+        if self.closed:
+            raise self._closed_error()
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "this EvoLinkClient was first used in another event loop; an aiohttp session "
+                "belongs to one loop, so create one client per loop (e.g. per asyncio.run)"
+            )
+        if self._semaphore is None:
+            self._semaphore = _Slots(self.max_concurrency)
+        if self._session is None:
+            headers = {"User-Agent": USER_AGENT}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+                self._auth_in_session = True
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout,
+                headers=headers,
+                connector=aiohttp.TCPConnector(limit=max(100, 2 * self.max_concurrency)),
+            )
+        self._bound = (self._session, self._semaphore)
+        return self._bound
+
+    def download_session(self) -> aiohttp.ClientSession:
+        """
+        The session for result downloads: never one that carries the key.
+
+        The caller's session when the client was given one (the SDK adds the
+        key per API request there, never to that session), else a second
+        session the transport makes on first use.
+        """
+        session, _ = self.bind()
+        if not self._auth_in_session:
+            return session
+        if self._download_session is None:
+            self._download_session = aiohttp.ClientSession(
+                timeout=self.timeout,
+                headers={"User-Agent": USER_AGENT},
+                connector=aiohttp.TCPConnector(limit=max(16, self.max_concurrency)),
+            )
+        return self._download_session
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session (created on first use)."""
+        return self.bind()[0]
+
+    @property
+    def has_open_session(self) -> bool:
+        """True when this transport made a session that is not closed yet."""
+        return any(not session.closed for session in self._own_sessions())
+
+    def _own_sessions(self) -> list[aiohttp.ClientSession]:
+        sessions = [self._download_session] if self._download_session is not None else []
+        if self._owns_session and self._session is not None:
+            sessions.append(self._session)
+        return sessions
+
+    async def aclose(self) -> None:
+        """Close the sessions this transport made; idempotent."""
+        self.closed = True
+        for session in self._own_sessions():
+            if not session.closed:
+                await session.close()
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header; raises `AuthenticationError` without a key."""
+        if not self._api_key:
+            raise AuthenticationError(
+                "no API key configured: pass api_key=... to EvoLinkClient or set the "
+                "EVOLINK_API_KEY environment variable",
+                status=0,
+            )
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def _make_plain_headers(self) -> CIMultiDictProxy[str]:
+        self._plain_headers = CIMultiDictProxy(CIMultiDict(self.auth_headers()))
+        return self._plain_headers
+
+    # -- rate-limit pause ----------------------------------------------------
+
+    def pause_for(self, seconds: float) -> None:
+        """Hold every request of the client for `seconds` (a 429's Retry-After)."""
+        until = time.monotonic() + seconds
+        self._paused_until = max(self._paused_until, until)
+
+    async def _wait_pause(self) -> None:
+        while True:
+            delay = self._paused_until - time.monotonic()
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
+
+    # -- requests ------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        path: str,
+        body: bytes | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_safe: bool = True,
+        max_retries: int | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> Response:
+        """
+        Send one API request with retries; return the decoded JSON reply.
+
+        `path` is what logs and errors show of the URL (never a query string).
+        `form` builds a multipart body afresh for each attempt (aiohttp sends
+        a FormData once). `retry_safe=False` sends at most once;
+        `max_retries` overrides the policy's count (the watcher polls with 0
+        and reschedules instead).
+
+        Raises:
+            APIError: a subclass per HTTP status, once retries are spent.
+            APIConnectionError: no reply, once retries are spent.
+        """
+        bound = self._bound
+        if bound is None or self.closed or self._loop is not asyncio.get_running_loop():
+            bound = self.bind()
+        send_headers = self._headers(body, headers)
+        policy = self.retry
+        if not retry_safe:
+            max_retries = 0
+        elif max_retries is None:
+            max_retries = policy.max_retries
+        met_429 = False
+
+        async def attempt(_: int) -> Response:
+            nonlocal met_429
+            try:
+                return await self._send_once(
+                    bound, method, url, path, body, form, send_headers, timeout
+                )
+            except Retryable as failure:
+                error = failure.error
+                if isinstance(error, APIError) and error.status == 429:
+                    met_429 = True
+                    after = failure.retry_after
+                    if after is not None and after <= policy.max_retry_after:
+                        self.pause_for(after)
+                raise
+
+        if max_retries == 0:
+            # Polls: one attempt, no loop (the watcher reschedules).
+            try:
+                return await attempt(0)
+            except Retryable as failure:
+                raise failure.error from failure.error.__cause__
+        response = await retry_loop(
+            attempt,
+            policy=policy,
+            max_retries=max_retries,
+            sleep=self._sleep,
+            rng=self._rng,
+            what=f"{method} {path}",
+        )
+        return response._replace(rate_limited=True) if met_429 else response
+
+    def _headers(
+        self, body: bytes | None, headers: Mapping[str, str] | None
+    ) -> Mapping[str, str] | None:
+        if self._auth_in_session:
+            if body is not None:
+                return {"Content-Type": "application/json", **(headers or {})}
+            return headers
+        if body is None and not headers:
+            return self._plain_headers or self._make_plain_headers()
+        send_headers = self.auth_headers()
+        if body is not None:
+            send_headers["Content-Type"] = "application/json"
+        if headers:
+            send_headers.update(headers)
+        return send_headers
+
+    async def _send_once(
+        self,
+        bound: tuple[aiohttp.ClientSession, _Slots],
+        method: str,
+        url: str,
+        path: str,
+        body: bytes | None,
+        form: Callable[[], aiohttp.FormData] | None,
+        headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> Response:
+        """
+        One attempt: a slot, the request, the body read, the reply decoded.
+
+        Raises:
+            Retryable: a failure the policy retries (wrapping its error).
+            APIError: a status the policy does not retry.
+            APIConnectionError: an invalid URL.
+        """
+        session, slots = bound
+        if self._paused_until:
+            await self._wait_pause()
+        if self.closed:
+            raise self._closed_error()
+        debug = logger.isEnabledFor(logging.DEBUG)
+        started = time.monotonic() if debug else 0.0
+        failure: APIConnectionError
+        try:
+            if not slots.try_take():
+                await slots.take()
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    data=form() if form is not None else body,
+                    headers=headers,
+                    timeout=timeout or self.timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    payload = await resp.read()
+                    status = resp.status
+                    resp_headers = resp.headers
+            finally:
+                slots.give()
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            failure = APITimeoutError(
+                f"{method} {path} timed out after {_describe_timeout(timeout or self.timeout)}"
+            )
+            failure.__cause__ = exc
+            raise Retryable(failure) from None
+        except aiohttp.InvalidURL as exc:
+            raise APIConnectionError(f"{method} {path}: invalid URL") from exc
+        except RuntimeError:
+            # aiohttp's "Session is closed": the client was closed while this
+            # request waited for a slot or was on its way.
+            if self.closed or session.closed:
+                raise self._closed_error() from None
+            raise
+        except aiohttp.ClientError as exc:
+            failure = APIConnectionError(
+                f"{method} {path}: connection failed ({type(exc).__name__})"
+            )
+            failure.__cause__ = exc
+            raise Retryable(failure) from None
+        if debug:
+            logger.debug(
+                "%s %s -> %d (%.1f ms, request id %s)",
+                method,
+                path,
+                status,
+                (time.monotonic() - started) * 1000,
+                request_id_of(resp_headers),
+            )
+        if 200 <= status < 300:
+            return decode_reply(status, resp_headers, payload, method=method, path=path)
+        error = error_from_reply(status, resp_headers, payload, request_id_of(resp_headers))
+        if status not in self.retry.retry_statuses:
+            raise error
+        retry_after = retry_after_of(status, resp_headers, error.fallback_suggestion, error.message)
+        raise Retryable(error, retry_after=retry_after)
+
+
+def _describe_timeout(timeout: aiohttp.ClientTimeout) -> str:
+    if timeout.total is not None:
+        return f"{timeout.total:g}s"
+    if timeout.sock_read is not None:
+        return f"{timeout.sock_read:g}s without data"
+    return "the configured timeout"

@@ -1,0 +1,268 @@
+"""
+What a batch run takes and gives: `Job`, `JobOutcome`, `BatchStats`, and the
+one reader of a job dict.
+
+`read_job` is the only place that decides whether a job dict
+(`{"id": ..., "model": ..., "metadata": ..., <fields>}`) is a job.
+`client.batch`, `evolink-async validate` and `evolink-async batch` all call
+it, so a job one of them accepts the others accept too, and every problem of a
+job is reported at once, each naming its field, its value and the rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from .. import _models
+from .._errors import EvoLinkError, Problem, ValidationError
+from .._models.rules import did_you_mean
+from .._values import Task, TaskStatus
+from .records import outcome_record
+
+__all__ = [
+    "JOB_KEYS",
+    "BatchStats",
+    "Job",
+    "JobOutcome",
+    "JobSource",
+    "fingerprint",
+    "job_stand_in",
+    "read_job",
+]
+
+#: Keys of a job dict that are not request fields.
+JOB_KEYS: Final = frozenset({"id", "model", "metadata"})
+
+
+def _freeze(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if value is None else dict(value)
+
+
+@attrs.frozen
+class Job:
+    """
+    One unit of work for the batch runner.
+
+    Args:
+        request: a request object (`SeedanceImageToVideo(...)`, `RawRequest(...)`).
+        id: a name unique within the run, used for the journal, the download
+            file name and results; default: derived from the request's content.
+        metadata: anything of yours, carried to the outcome untouched.
+    """
+
+    request: _models.Request
+    id: str | None = None
+    metadata: Mapping[str, Any] | None = attrs.field(default=None, converter=_freeze)
+
+
+JobSource = Iterable[Job | Mapping[str, Any]] | AsyncIterable[Job | Mapping[str, Any]]
+
+
+@attrs.frozen(kw_only=True)
+class JobOutcome:
+    """
+    How one job ended.
+
+    Attributes:
+        job: the job, with its id filled in.
+        task: the final task snapshot, or None if no task was created.
+        error: what went wrong (`TaskFailedError`, `TaskCancelledError`,
+            `ValidationError`, an `APIError`, ...), or None.
+        path: the downloaded video, when the run downloads.
+        resumed: True when the outcome comes from the journal of an earlier run.
+    """
+
+    job: Job
+    task: Task | None = None
+    error: EvoLinkError | None = None
+    path: Path | None = None
+    resumed: bool = False
+    index: int = attrs.field(default=-1, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the task completed (and, if downloading, the file is on disk)."""
+        return (
+            self.error is None
+            and self.task is not None
+            and (self.task.status is TaskStatus.COMPLETED)
+        )
+
+    @property
+    def job_id(self) -> str:
+        """The job's id."""
+        return self.job.id or ""
+
+    def to_record(self) -> dict[str, Any]:
+        """
+        The one flat, JSON-ready record of this outcome (an `--out` line).
+
+        Keys: `job_id`, `model`, `task_id`, `status` (`completed`, `failed`,
+        `cancelled`, `download_failed`, `not_submitted` or `error`), `ok`,
+        `video_url`, `path`, `error_code`, `error_message`,
+        `credits_reserved`, `credits_used`, `resumed`, `metadata`.
+        """
+        return outcome_record(
+            job_id=self.job_id,
+            model=self.job.request.model,
+            task=self.task,
+            error=self.error,
+            path=self.path,
+            resumed=self.resumed,
+            metadata=self.job.metadata,
+        )
+
+
+@attrs.define(kw_only=True)
+class BatchStats:
+    """
+    Live counts of a run; read `run.stats` at any time.
+
+    `read` counts jobs read; `creating` is creates in flight now;
+    `submitted` counts tasks created in this run (re-attached ones included);
+    `pending` is tasks created and not finished; `errors` is jobs that ended
+    without a task outcome (bad parameters, API refusals); `resumed` is jobs
+    whose outcome came from the journal.
+    """
+
+    read: int = 0
+    creating: int = 0
+    submitted: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    errors: int = 0
+    resumed: int = 0
+    downloaded: int = 0
+    credits_reserved: float = 0.0
+    credits_used: float = 0.0
+    started_at: float = attrs.field(factory=time.monotonic)
+    finished_at: float | None = None
+    stopped_reason: str | None = None
+    concurrency: int = 0
+
+    @property
+    def pending(self) -> int:
+        """Tasks created and not finished yet."""
+        return max(0, self.submitted - self.completed - self.failed - self.cancelled)
+
+    @property
+    def finished(self) -> int:
+        """Jobs with an outcome."""
+        return self.completed + self.failed + self.cancelled + self.errors + self.resumed
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started (until it ended)."""
+        return (self.finished_at or time.monotonic()) - self.started_at
+
+    @property
+    def throughput(self) -> float:
+        """Jobs finished per second so far."""
+        elapsed = self.elapsed
+        return self.finished / elapsed if elapsed > 0 else 0.0
+
+
+def job_id_of(value: object) -> str | None:
+    """
+    A job dict's `id` as text: a non-blank string, or a whole number.
+
+    Raises:
+        ValidationError: any other value (blank, a float, a list, ...).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValidationError(
+        [Problem(field="id", value=value, rule="a job id must be a non-empty string or number")]
+    )
+
+
+def read_job(item: object) -> Job:
+    """
+    The `Job` for a job dict (or a `Job`, checked), with every problem at once.
+
+    Raises:
+        ValidationError: the item is not a job; `problems` lists each broken
+            rule (id, model, metadata, and every field rule of the model).
+    """
+    if isinstance(item, Job):
+        given: object = item.id
+        if given is not None and not (isinstance(given, str) and given.strip()):
+            rule = "a job id must be a non-empty string"
+            raise ValidationError([Problem(field="id", value=given, rule=rule)])
+        return item
+    if not isinstance(item, Mapping):
+        raise ValidationError(f"a job must be a Job or a JSON object, not {_kind(item)}")
+    problems: list[Problem] = []
+    job_id: str | None = None
+    try:
+        job_id = job_id_of(item.get("id"))
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+    metadata = item.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        problems.append(Problem(field="metadata", value=metadata, rule="must be a JSON object"))
+    model = item.get("model")
+    request: _models.Request | None = None
+    if "model" not in item:
+        problems.append(Problem(field=None, value=None, rule='missing "model" (the model id)'))
+    elif not isinstance(model, str):
+        problems.append(Problem(field="model", value=model, rule="must be a model id string"))
+    elif model not in _models.MODELS:
+        hint = did_you_mean(model, tuple(_models.MODELS))
+        rule = f"unknown model;{hint} known models: {', '.join(_models.MODELS)}"
+        problems.append(Problem(field="model", value=model, rule=rule))
+    else:
+        params = {key: value for key, value in item.items() if key not in JOB_KEYS}
+        try:
+            request = _models.build_request(model, params)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+    if problems or request is None:
+        raise ValidationError(problems, model=model if isinstance(model, str) else None)
+    return Job(request, id=job_id, metadata=metadata)
+
+
+def job_stand_in(item: object) -> Job:
+    """A stand-in job for the outcome of an item `read_job` refused."""
+    if isinstance(item, Job):
+        return item
+    if isinstance(item, Mapping):
+        params = {key: value for key, value in item.items() if key not in JOB_KEYS}
+        job_id = item.get("id")
+        return Job(
+            _models.RawRequest(str(item.get("model") or "unknown"), params),
+            id=str(job_id) if job_id is not None else None,
+        )
+    return Job(_models.RawRequest("unknown", {}))
+
+
+def fingerprint(body: Mapping[str, Any]) -> str:
+    """A hash of a request body as given (keys sorted): what makes a job that job."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_JSON_KINDS: Final[Mapping[type, str]] = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+def _kind(value: object) -> str:
+    return _JSON_KINDS.get(type(value), type(value).__name__)

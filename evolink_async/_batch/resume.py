@@ -1,0 +1,128 @@
+"""
+What the journal keeps of an outcome, and what a re-run does with it.
+
+- `journal_record` / `read_record`: the outcome record written by the
+  journal's `finished` write (the task JSON as received, the downloaded path,
+  the error's class name, message, status and code), and the outcome read
+  back from it. Error classes are found by name in a fixed table, so a
+  renamed exception cannot change what a resume does.
+- `is_final`: whether an outcome is final (journalled; a re-run leaves the job
+  alone), or belongs to this run only (a re-run re-attaches to the task).
+- `worth_resending`: whether a create that failed should be sent again by a
+  re-run (with the same Idempotency-Key, so never billed twice).
+
+A record never holds the API key: only what the server returned about the
+task and the SDK's own error texts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from .. import _errors
+from .._convert import MalformedResponseError, structure_task
+from .._errors import (
+    APIConnectionError,
+    APIError,
+    EvoLinkError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TaskCancelledError,
+    TaskFailedError,
+    ValidationError,
+)
+from .._values import Task
+
+__all__ = ["is_final", "journal_record", "read_record", "worth_resending"]
+
+#: The `APIError` classes a record may name, by name.
+_API_ERRORS: Final[Mapping[str, type[APIError]]] = {
+    cls.__name__: cls
+    for cls in (
+        _errors.APIError,
+        _errors.BadRequestError,
+        _errors.IdempotencyConflictError,
+        _errors.AuthenticationError,
+        _errors.InsufficientCreditsError,
+        _errors.PermissionDeniedError,
+        _errors.NotFoundError,
+        _errors.RequestTooLargeError,
+        _errors.RateLimitError,
+        _errors.ServerError,
+    )
+}
+
+
+def journal_record(
+    task: Task | None, error: EvoLinkError | None, path: Path | None
+) -> dict[str, Any]:
+    """The journal's outcome record: JSON, no secrets."""
+    record: dict[str, Any] = {"task": dict(task.raw) if task is not None else None}
+    if path is not None:
+        record["path"] = str(path)
+    if error is not None:
+        record["error"] = {
+            "type": type(error).__name__,
+            "message": getattr(error, "message", None) or str(error),
+            "status": getattr(error, "status", None),
+            "code": getattr(error, "code", None),
+        }
+    return record
+
+
+def read_record(record: Mapping[str, Any]) -> tuple[Task | None, EvoLinkError | None, Path | None]:
+    """(task, error, path) of an outcome record, as an earlier run wrote it."""
+    raw_task = record.get("task")
+    task: Task | None = None
+    if isinstance(raw_task, Mapping):
+        try:
+            task = structure_task(raw_task)
+        except MalformedResponseError:
+            task = None
+    path_text = record.get("path")
+    path = Path(path_text) if isinstance(path_text, str) else None
+    return task, _error(record.get("error"), task), path
+
+
+def _error(record: object, task: Task | None) -> EvoLinkError | None:
+    if not isinstance(record, Mapping):
+        return None
+    kind = str(record.get("type"))
+    if kind == "TaskFailedError" and task is not None:
+        return TaskFailedError(task)
+    if kind == "TaskCancelledError" and task is not None:
+        return TaskCancelledError(task)
+    message = str(record.get("message") or "error recorded by an earlier run")
+    cls = _API_ERRORS.get(kind)
+    if cls is not None:
+        status = record.get("status")
+        code = record.get("code")
+        return cls(
+            message,
+            status=status if isinstance(status, int) else 0,
+            code=code if isinstance(code, str | int) else None,
+        )
+    if kind == "ValidationError":
+        return ValidationError(message)
+    return EvoLinkError(message)
+
+
+def worth_resending(error: EvoLinkError) -> bool:
+    """True when a re-run should send the create again (with the same key)."""
+    return isinstance(error, ServerError | RateLimitError | APIConnectionError) or (
+        isinstance(error, APIError) and error.status in (0, 401, 403, 408, 409)
+    )
+
+
+def is_final(error: EvoLinkError | None) -> bool:
+    """
+    True when an outcome is final for the journal; otherwise a re-run
+    re-attaches to the task (the wait ended for a reason of this run: the
+    client closed, a key was refused, the download failed).
+    """
+    return error is None or isinstance(
+        error, TaskFailedError | TaskCancelledError | NotFoundError | ValidationError
+    )

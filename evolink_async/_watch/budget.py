@@ -1,0 +1,145 @@
+"""
+The watcher's poll budget, as pure controllers: a clock reading in, numbers out.
+
+- `TokenBucket`: `PollPolicy.max_polls_per_second` for the whole client.
+- `Slowdown`: the share of that budget in use. A 429 on a poll halves it;
+  each successful poll wins a little back, so the rate recovers gradually.
+- `Pressure`: the share of `PollPolicy.latency_weight` the planner plans
+  with. Over each window, if polls used more than `BUSY_UTILIZATION` of the
+  budget or more than `LATE_SHARE` of them went out late (later than
+  `LATE_FRACTION` of their planned interval: the budget, the in-flight cap or
+  a busy event loop held them back), pressure is multiplied by `EASE`; once a
+  window used less than `CALM_UTILIZATION` with almost nothing late, it is
+  divided by it, up to 1 (the policy's own plan). Planning to leave headroom
+  keeps polls on time, so the ones that matter (around each task's expected
+  finish) are not queued behind the ones that do not.
+
+None of these sleeps or reads a clock; the watcher hands them its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+__all__ = [
+    "BUSY_UTILIZATION",
+    "CALM_UTILIZATION",
+    "EASE",
+    "LATE_FRACTION",
+    "LATE_SHARE",
+    "MIN_PRESSURE",
+    "MIN_SLOWDOWN",
+    "RECOVERY_STEP",
+    "WINDOW_POLLS",
+    "Pressure",
+    "Slowdown",
+    "TokenBucket",
+]
+
+logger = logging.getLogger("evolink_async")
+
+#: The watcher never slows below this share of its budget after 429s.
+MIN_SLOWDOWN: Final = 1 / 64
+#: Share of the full budget won back by each successful poll after a slowdown.
+RECOVERY_STEP: Final = 0.02
+BUSY_UTILIZATION: Final = 0.7
+CALM_UTILIZATION: Final = 0.5
+LATE_FRACTION: Final = 0.1
+LATE_SHARE: Final = 0.1
+#: A window lasts `min_interval`, and at least as long as the budget takes
+#: for this many polls, so that one window's share is not noise.
+WINDOW_POLLS: Final = 100
+#: Per window, pressure is multiplied by EASE when busy, divided by it when
+#: calm, within [MIN_PRESSURE, 1].
+EASE: Final = 0.8
+MIN_PRESSURE: Final = 1 / 16
+
+
+class TokenBucket:
+    """A token bucket: `rate` tokens a second, at most `burst` saved up."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        # A tenth of a second's worth: enough to absorb timer jitter, small
+        # enough that no one second sees much more than the budget.
+        self.burst = max(1.0, rate / 10)
+        self.tokens = self.burst
+        self.stamp = now
+
+    def delay(self, now: float, rate: float) -> float:
+        """Seconds until a token is there (0: one was taken now)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / rate
+
+
+class Slowdown:
+    """The share of the poll budget in use: 1.0, or less after 429s."""
+
+    __slots__ = ("share",)
+
+    def __init__(self) -> None:
+        self.share = 1.0
+
+    def rate_limited(self) -> None:
+        """A poll met a 429: halve the share."""
+        self.share = max(MIN_SLOWDOWN, self.share / 2)
+        logger.info("poll rate-limited; watcher budget now %.0f%%", self.share * 100)
+
+    def succeeded(self) -> None:
+        """A poll went through: win a little back."""
+        if self.share < 1.0:
+            self.share = min(1.0, self.share + RECOVERY_STEP)
+
+
+class Pressure:
+    """The planning pressure, adjusted once per window of polls sent."""
+
+    __slots__ = ("_late", "_polls", "_start", "value")
+
+    def __init__(self) -> None:
+        self.value = 1.0
+        self._start: float | None = None
+        self._polls = 0
+        self._late = 0
+
+    def sent(self, now: float, *, late: bool, budget: float, min_interval: float) -> float:
+        """
+        Count one poll sent at `now` (`late` if it went out late, `budget`
+        the polls per second allowed now); at the end of each window adjust
+        the pressure. Returns the pressure to plan with.
+        """
+        start = self._start
+        if start is None:
+            self._start = start = now
+        self._polls += 1
+        self._late += late
+        span = now - start
+        if span < min_interval or span * budget < WINDOW_POLLS:
+            return self.value
+        used = self._polls / (budget * span)
+        late_share = self._late / self._polls
+        pressure = self.value
+        if used > BUSY_UTILIZATION or late_share > LATE_SHARE:
+            pressure = max(MIN_PRESSURE, pressure * EASE)
+        elif used < CALM_UTILIZATION and late_share <= LATE_SHARE / 4:
+            pressure = min(1.0, pressure / EASE)
+        if pressure != self.value:
+            logger.debug(
+                "poll planning pressure %.2f -> %.2f (%.0f%% of the budget used, %.0f%% late)",
+                self.value,
+                pressure,
+                used * 100,
+                late_share * 100,
+            )
+            self.value = pressure
+        self._start = now
+        self._polls = 0
+        self._late = 0
+        return pressure
