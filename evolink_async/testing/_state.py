@@ -1,7 +1,8 @@
 """
 What the mock server remembers: tasks (`MockTask`), counters (`MockStats`),
 the request log (`RecordedRequest`), callback deliveries
-(`CallbackDelivery`), and the pure helpers that plan a task's life.
+(`CallbackDelivery`), the `MockState` its route groups share, and the pure
+helpers that plan a task's life.
 
 A task's state is never stored: it is computed from its timestamps and the
 loop clock on every read, so a hundred thousand tasks cost no timers.
@@ -9,11 +10,13 @@ loop clock on every read, so a hundred thousand tasks cost no timers.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import collections
 import hashlib
 import math
 import random
+import string
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -21,7 +24,9 @@ import attrs
 
 __all__ = [
     "FAILURE_MESSAGES",
+    "ID_ALPHABET",
     "CallbackDelivery",
+    "MockState",
     "MockStats",
     "MockTask",
     "ModelProfile",
@@ -37,6 +42,9 @@ COMPLETED: Final = "completed"
 FAILED: Final = "failed"
 CANCELLED: Final = "cancelled"
 TERMINAL: Final = frozenset({COMPLETED, FAILED, CANCELLED})
+
+#: The characters of the random part of task and upload ids.
+ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 
 #: The failure codes API-NOTES lists, with a message like the API's.
 FAILURE_MESSAGES: Final[Mapping[str, str]] = {
@@ -256,6 +264,59 @@ class MockStats:
             setattr(self, field.name, getattr(fresh, field.name))
         self.in_flight = in_flight
         self.max_in_flight = in_flight
+
+
+@attrs.define(kw_only=True, slots=True, eq=False)
+class MockState:
+    """
+    What the route groups of one `MockEvoLink` share.
+
+    The knobs the groups read live here rather than on the mock (which
+    forwards its attributes of the same names), so a change such as
+    `mock.batch_endpoint = False` reaches every group at once. The rest is
+    the data more than one group touches: the tasks, the counters, the id
+    stream (task ids and upload ids are drawn from one stream, so their
+    interleaving is part of what `seed` repeats), the key that signs result
+    URLs, and the loop clock.
+    """
+
+    time_scale: float
+    duration_sigma: float
+    eta_bias: float
+    report_estimated_time: bool
+    failure_rate: float
+    batch_endpoint: bool
+    result_ttl: float
+    callback_target: str | None
+    validate: bool
+    video_size: int
+    estimated_times: Mapping[str, float]
+    task_rng: random.Random
+    id_rng: random.Random
+    url_key: bytes
+    stats: MockStats = attrs.field(factory=MockStats)
+    tasks: dict[str, MockTask] = attrs.field(factory=dict)
+    loop: asyncio.AbstractEventLoop | None = None
+    #: The base URL, set once the server listens.
+    url: str | None = None
+
+    def clock(self) -> float:
+        """The loop clock every task time is on."""
+        loop = self.loop or asyncio.get_running_loop()
+        return loop.time()
+
+    def base_url(self) -> str:
+        """The base URL (`http://127.0.0.1:PORT`); RuntimeError before the server listens."""
+        if self.url is None:
+            raise RuntimeError("MockEvoLink is not started")
+        return self.url
+
+    def sign(self, task_id: str, generation: int) -> str:
+        """The `sig` of generation `generation` of the result URL of `task_id`."""
+        digest = hashlib.blake2b(
+            f"{task_id}:{generation}".encode(), key=self.url_key, digest_size=8
+        )
+        return digest.hexdigest()
 
 
 def plan_progress(
