@@ -51,6 +51,7 @@ from ._models import (
     Wan25ImageToVideo,
     Wan27ImageToVideo,
 )
+from ._public import rehome
 from ._values import (
     RETRYABLE_ERROR_CODES,
     Credits,
@@ -108,3 +109,6 @@ __all__ = [
     "Wan27ImageToVideo",
     "__version__",
 ]
+
+rehome(__name__, globals(), __all__)
+del rehome

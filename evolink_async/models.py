@@ -23,6 +23,7 @@ from ._models import (
     Wan25ImageToVideo,
     Wan27ImageToVideo,
 )
+from ._public import rehome
 
 __all__ = [
     "MODELS",
@@ -37,3 +38,6 @@ __all__ = [
     "Wan25ImageToVideo",
     "Wan27ImageToVideo",
 ]
+
+rehome(__name__, globals(), __all__)
+del rehome

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from types import ModuleType
 
 import pytest
@@ -18,13 +20,45 @@ PUBLIC_MODULES = [
     evolink_async.testing,
     evolink_async.webhooks,
 ]
-#: Where each public module's own names are defined (itself or its private rooms).
+#: The private rooms each public module re-exports from.
 HOMES = {
-    "evolink_async": "evolink_async.",
+    "evolink_async": "evolink_async._",
     "evolink_async.models": "evolink_async._models",
-    "evolink_async.testing": "evolink_async.testing",
+    "evolink_async.testing": "evolink_async.testing._",
     "evolink_async.webhooks": "evolink_async.webhooks",
 }
+
+
+def own(module: ModuleType, value: object) -> bool:
+    """True when `value` belongs to `module`: defined there, or in one of its rooms."""
+    home = getattr(value, "__module__", module.__name__)
+    if not isinstance(home, str):
+        return False
+    return home == module.__name__ or home.startswith(HOMES[module.__name__])
+
+
+def test_every_public_module_is_listed() -> None:
+    # Walk the package as anyio's test_all_attributes does: a module with no
+    # underscore-led part in its dotted path is public, and must be tested here.
+    found = {"evolink_async"}
+    for info in pkgutil.walk_packages(evolink_async.__path__, "evolink_async."):
+        parts = info.name.split(".")[1:]
+        if not any(part.startswith("_") for part in parts):
+            found.add(info.name)
+    assert found == {module.__name__ for module in PUBLIC_MODULES}
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_public_names_report_the_public_module(module: ModuleType) -> None:
+    for name in module.__all__:
+        value = getattr(module, name)
+        if not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue
+        # A name of a submodule that the top level also exports reports the top level.
+        expected = {module.__name__, "evolink_async"}
+        assert value.__module__ in expected, f"{module.__name__}.{name}: {value.__module__}"
+        # The stable path really leads to the object (pickle relies on it).
+        assert getattr(importlib.import_module(value.__module__), value.__qualname__) is value
 
 
 def isort_key(name: str) -> tuple[int, str]:
@@ -41,7 +75,7 @@ def test_all_is_sorted_and_complete(module: ModuleType) -> None:
         for name, value in vars(module).items()
         if not name.startswith("_")
         and not inspect.ismodule(value)
-        and getattr(value, "__module__", module.__name__).startswith(HOMES[module.__name__])
+        and own(module, value)
         and name not in {"annotations", "logger"}
     }
     assert public <= set(names), public - set(names)

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple
 
-from .._convert import MalformedResponseError, converter, structure_task
+from .._convert import CONVERTER, MalformedResponseError, structure_task
 from .._errors import (
     APIError,
     AuthenticationError,
@@ -288,7 +288,7 @@ def read_credits(response: Response) -> Credits:
     if isinstance(data, Mapping) and data.get("success") is False:
         raise _files_failure(response, "credits")
     try:
-        return converter.structure(data, Credits)
+        return CONVERTER.structure(data, Credits)
     except MalformedResponseError as exc:
         raise malformed(response, str(exc)) from None
 
@@ -299,6 +299,6 @@ def read_upload(response: Response) -> UploadedFile:
     if not isinstance(reply, Mapping) or reply.get("success") is not True:
         raise _files_failure(response, "upload")
     try:
-        return converter.structure(reply.get("data"), UploadedFile)
+        return CONVERTER.structure(reply.get("data"), UploadedFile)
     except MalformedResponseError as exc:
         raise malformed(response, str(exc)) from None

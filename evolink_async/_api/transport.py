@@ -385,9 +385,9 @@ class Transport:
         except RuntimeError:
             # aiohttp's "Session is closed": the client was closed while this
             # request waited for a slot or was on its way.
-            if self.closed or session.closed:
-                raise self._closed_error() from None
-            raise
+            if not session.closed:
+                raise
+            raise self._closed_error() from None
         except aiohttp.ClientError as exc:
             failure = APIConnectionError(
                 f"{method} {path}: connection failed ({type(exc).__name__})"

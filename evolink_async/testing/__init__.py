@@ -49,3 +49,12 @@ __all__ = [
     "RecordedRequest",
     "serve_forever",
 ]
+
+# Public names report this module (as `evolink_async` does for its own), so
+# reprs and pickles name the stable path, not the private file. Written out
+# here because this package imports nothing else of the SDK.
+for _name in __all__:
+    _value = globals()[_name]
+    if getattr(_value, "__module__", "").startswith(f"{__name__}._"):
+        _value.__module__ = __name__
+del _name, _value
