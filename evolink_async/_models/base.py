@@ -37,7 +37,7 @@ import attrs
 
 from .._errors import Problem, ValidationError
 from .images import ImageLimits
-from .rules import Rule
+from .rules import Rule, UrlList
 
 __all__ = ["FieldSpec", "M", "ModelRequest", "ModelSpec", "R", "RawRequest", "Request"]
 
@@ -102,6 +102,18 @@ def _items(value: Sequence[str | Path]) -> Any:
 
 def _optional_items(value: Sequence[str] | None) -> Any:
     return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def first_frame_field(images: ImageLimits) -> Any:
+    """The `image_urls` field of a model that takes exactly one image, the first frame."""
+    return attrs.field(
+        converter=_items,
+        metadata=_meta(
+            UrlList(min_items=1, max_items=1, images=images),
+            required=True,
+            doc="the first frame",
+        ),
+    )
 
 
 def _whole_number(value: float | None) -> Any:

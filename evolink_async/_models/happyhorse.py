@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import attrs
 
-from .base import ModelRequest, _document, _items, _meta, _whole_number
+from .base import ModelRequest, _document, _meta, _whole_number, first_frame_field
 from .images import MIB, ImageLimits
-from .rules import CallbackUrl, Choice, Integer, Text, UrlList
+from .rules import CallbackUrl, Choice, Integer, Text
 
 __all__ = ["HappyHorseImageToVideo"]
 
@@ -40,14 +40,7 @@ class HappyHorseImageToVideo(ModelRequest):
         max_aspect=2.5,
     )
 
-    image_urls: tuple[str | Path, ...] = attrs.field(
-        converter=_items,
-        metadata=_meta(
-            UrlList(min_items=1, max_items=1, images=_image_limits),
-            required=True,
-            doc="the first frame",
-        ),
-    )
+    image_urls: tuple[str | Path, ...] = first_frame_field(_image_limits)
     prompt: str | None = attrs.field(
         default=None,
         metadata=_meta(

@@ -22,7 +22,14 @@ from typing import ClassVar
 import attrs
 
 from .._errors import Problem
-from .base import ModelRequest, _document, _items, _meta, _optional_items, _whole_number
+from .base import (
+    ModelRequest,
+    _document,
+    _meta,
+    _optional_items,
+    _whole_number,
+    first_frame_field,
+)
 from .images import MIB, ImageLimits
 from .rules import Boolean, CallbackUrl, Choice, Integer, Text, Url, UrlList
 
@@ -196,14 +203,7 @@ class Wan25ImageToVideo(ModelRequest):
     prompt: str = attrs.field(
         metadata=_meta(Text(required=True, max_chars=1000), required=True, doc="what happens")
     )
-    image_urls: tuple[str | Path, ...] = attrs.field(
-        converter=_items,
-        metadata=_meta(
-            UrlList(min_items=1, max_items=1, images=_image_limits),
-            required=True,
-            doc="the first frame",
-        ),
-    )
+    image_urls: tuple[str | Path, ...] = first_frame_field(_image_limits)
     duration: int | None = attrs.field(
         default=None,
         converter=_whole_number,
