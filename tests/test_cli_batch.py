@@ -16,7 +16,7 @@ import pytest
 
 from evolink_async import MODELS
 from evolink_async._cli import main
-from evolink_async._demo import EMBEDDED_JOBS, EXAMPLE_JOBS
+from evolink_async._cli.demo import EMBEDDED_JOBS, EXAMPLE_JOBS
 from evolink_async.testing import MockEvoLink
 
 CREATE = "POST /v1/videos/generations"

@@ -33,6 +33,7 @@ __all__ = [
     "JobOutcome",
     "JobSource",
     "fingerprint",
+    "job_id_of",
     "job_stand_in",
     "read_job",
 ]

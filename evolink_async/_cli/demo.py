@@ -33,32 +33,28 @@ from typing import Final, TextIO
 
 import attrs
 
-from ._batch.jobs import JobOutcome
-from ._cli_batch import (
-    EXIT_INTERRUPTED,
-    Display,
-    ResultsFile,
-    RichDisplay,
-    count_jobs,
-    credits_text,
-    execute,
-    make_display,
-    scaled_poll,
-)
-from ._client import EvoLinkClient
-from ._models import MODELS
+from .._batch.jobs import JobOutcome
+from .._client import EvoLinkClient
+from .._models import MODELS
+from .._watch.policy import PollPolicy
+from ..testing import MockEvoLink
+from .batch import EXIT_INTERRUPTED, MOCK_TIME_SCALE, execute
+from .display import Display, credits_text, make_display
+from .jobfile import count_jobs
+from .records import ResultsFile
 
-__all__ = ["EMBEDDED_JOBS", "EXAMPLE_JOBS", "main", "run_demo"]
+__all__ = ["EMBEDDED_JOBS", "EXAMPLE_JOBS", "run", "run_demo"]
 
-#: The mock runs this much faster than real time: a 165 s task takes 3.3 s.
-DEMO_TIME_SCALE: Final = 0.02
 #: The example jobs in a source checkout.
-EXAMPLE_JOBS: Final = Path(__file__).resolve().parent.parent / "examples" / "jobs.jsonl"
+EXAMPLE_JOBS: Final = Path(__file__).resolve().parents[2] / "examples" / "jobs.jsonl"
 #: Seconds between progress lines when stdout is not a terminal.
 _PLAIN_PROGRESS_EVERY: Final = 1.5
 #: The poll loop a naive client would run, for comparison (the API's own
 #: examples poll every few seconds; 2 s is also `PollPolicy.min_interval`).
 _NAIVE_POLL_SECONDS: Final = 2.0
+
+#: Colours of the summary table's outcome columns (rich display only).
+_COLUMN_STYLES: Final = {"ok": "green", "failed": "red", "cancelled": "yellow"}
 
 #: A copy of examples/jobs.jsonl for installs without the examples directory.
 EMBEDDED_JOBS: Final = """\
@@ -104,8 +100,8 @@ class _ModelRow:
     credits: float = 0.0
 
 
-def main(args: argparse.Namespace | None = None) -> int:
-    """Run the demo; 0 when it ran to the end (its failed jobs are part of the show)."""
+def run(args: argparse.Namespace | None = None) -> int:
+    """Run `evolink-async demo`; 0 when it ran to the end (its failed jobs are part of the show)."""
     try:
         return asyncio.run(run_demo(sys.stdout))
     except KeyboardInterrupt:
@@ -128,8 +124,6 @@ def _jobs_file(scratch: Path) -> tuple[Path, str]:
 
 async def run_demo(out: TextIO) -> int:
     """Run the example jobs against an embedded mock, with progress and a summary."""
-    from .testing import MockEvoLink
-
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="evolink-demo-") as scratch:
         root = Path(scratch)
@@ -141,12 +135,12 @@ async def run_demo(out: TextIO) -> int:
         display.paths_relative_to = root
         _intro(display, total, shown)
         outcomes: list[JobOutcome] = []
-        async with MockEvoLink(time_scale=DEMO_TIME_SCALE, seed=7) as mock:
+        async with MockEvoLink(time_scale=MOCK_TIME_SCALE, seed=7) as mock:
             async with EvoLinkClient(
                 mock.api_key,
                 base_url=mock.url,
                 files_base_url=mock.url,
-                poll=scaled_poll(DEMO_TIME_SCALE),
+                poll=PollPolicy().scaled(MOCK_TIME_SCALE),
             ) as client:
                 report = await execute(
                     client,
@@ -170,12 +164,12 @@ async def run_demo(out: TextIO) -> int:
 
 
 def _intro(display: Display, total: int, shown: str) -> None:
-    scale = 1 / DEMO_TIME_SCALE
+    scale = 1 / MOCK_TIME_SCALE
     lines = [
         f"evolink-async demo: {total} video jobs from {shown}, across all {len(MODELS)} models,",
         "run by the batch runner against an embedded mock of the EvoLink API (no key, no",
         f"network; its clock runs {scale:g}x fast, so a 165 s generation takes "
-        f"{165 * DEMO_TIME_SCALE:.1f} s).",
+        f"{165 * MOCK_TIME_SCALE:.1f} s).",
         "Watch it create, poll, download and journal; two jobs fail and one is cancelled",
         "on purpose, to show what that looks like.",
         "",
@@ -184,10 +178,7 @@ def _intro(display: Display, total: int, shown: str) -> None:
         display.print(line, "bold" if line.startswith("evolink-async demo") else "")
 
 
-def _rows(outcomes: list[JobOutcome], mock: object) -> dict[str, _ModelRow]:
-    from .testing import MockEvoLink
-
-    assert isinstance(mock, MockEvoLink)
+def _rows(outcomes: list[JobOutcome], mock: MockEvoLink) -> dict[str, _ModelRow]:
     rows: dict[str, _ModelRow] = collections.defaultdict(_ModelRow)
     for outcome in outcomes:
         row = rows[outcome.job.request.model]
@@ -205,18 +196,15 @@ def _rows(outcomes: list[JobOutcome], mock: object) -> dict[str, _ModelRow]:
         planned = mock.tasks.get(task.id)
         if planned is not None:
             # A loop polling every 2 s of API time until the task ended.
-            run_time = (planned.finishes_at - planned.created_at) / DEMO_TIME_SCALE
+            run_time = (planned.finishes_at - planned.created_at) / MOCK_TIME_SCALE
             row.naive_polls += max(1, math.ceil(run_time / _NAIVE_POLL_SECONDS))
         if task.usage is not None and task.usage.credits_used:
             row.credits += task.usage.credits_used
     return dict(sorted(rows.items()))
 
 
-def _verify(outcomes: list[JobOutcome], mock: object) -> tuple[int, int]:
+def _verify(outcomes: list[JobOutcome], mock: MockEvoLink) -> tuple[int, int]:
     """(downloaded files whose bytes match what the mock served, their total size)."""
-    from .testing import MockEvoLink
-
-    assert isinstance(mock, MockEvoLink)
     verified = size = 0
     for outcome in outcomes:
         if outcome.path is None or outcome.task is None:
@@ -266,10 +254,7 @@ def _summary(
         credits_text(total.credits),
     ]
     display.print("")
-    if isinstance(display, RichDisplay):
-        _rich_table(display, header, table, footer)
-    else:
-        _plain_table(display, header, table, footer)
+    display.table(header, table, footer, styles=_COLUMN_STYLES)
     display.print("")
     tasks = total.jobs
     display.print(
@@ -286,47 +271,6 @@ def _summary(
         "server sent; each written atomically."
     )
     display.print("")
-
-
-def _plain_table(
-    display: Display, header: list[str], rows: list[list[str]], footer: list[str]
-) -> None:
-    every = [header, *rows, footer]
-    widths = [max(len(row[i]) for row in every) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return "  " + "  ".join([first, *rest])
-
-    display.print(line(header))
-    display.print("  " + "  ".join("-" * width for width in widths))
-    for row in rows:
-        display.print(line(row))
-    display.print("  " + "  ".join("-" * width for width in widths))
-    display.print(line(footer))
-
-
-def _rich_table(
-    display: RichDisplay, header: list[str], rows: list[list[str]], footer: list[str]
-) -> None:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, show_footer=True, pad_edge=False)
-    for index, (name, total) in enumerate(zip(header, footer, strict=True)):
-        table.add_column(
-            name,
-            footer=total,
-            justify="left" if index == 0 else "right",
-            no_wrap=True,
-            min_width=max(len(row[index]) for row in [header, *rows, footer]),
-            style={"ok": "green", "failed": "red", "cancelled": "yellow"}.get(name),
-            footer_style="bold",
-        )
-    for row in rows:
-        table.add_row(*row)
-    display.console.print(table)
 
 
 def _next_steps(display: Display, jobs: str) -> None:
