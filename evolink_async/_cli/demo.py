@@ -278,7 +278,10 @@ def _next_steps(display: Display, jobs: str) -> None:
         (f"evolink-async validate {jobs}", "check a jobs file; sends nothing"),
         ("evolink-async models", "every model's fields, defaults and limits"),
         (f"evolink-async batch {jobs} --mock --download out/videos --out out/results.jsonl", ""),
-        ("evolink-async mock-server --time-scale 0.02", "a local API to test your own code"),
+        (
+            f"evolink-async mock-server --time-scale {MOCK_TIME_SCALE:g}",
+            "a local API to test your own code",
+        ),
         ("export EVOLINK_API_KEY=sk-...", "then for real (Ctrl-C stops; run again to resume):"),
         ("evolink-async batch my-jobs.jsonl --download out/videos --out results.jsonl", ""),
     ]
