@@ -30,7 +30,12 @@ import aiohttp
 import anyio
 
 from . import _models
-from ._api.downloads import Downloader, target_path
+from ._api.downloads import (
+    DEFAULT_DOWNLOAD_TIMEOUT,
+    DEFAULT_MAX_VIDEO_BYTES,
+    Downloader,
+    target_path,
+)
 from ._api.endpoints import Endpoints, check_idempotency_key, check_task_id, new_idempotency_key
 from ._api.retry import RetryPolicy
 from ._api.transport import Transport
@@ -47,6 +52,8 @@ from ._watch.watcher import Watcher
 
 __all__ = ["EvoLinkClient"]
 
+#: Callback bodies are one task object; anything much larger is not one.
+MAX_CALLBACK_BYTES: Final = 1 << 20
 #: Submit times remembered so `wait(task)` after `submit` plans from the real
 #: start; bounded so a long-running process does not grow without end.
 _MAX_REMEMBERED_SUBMITS: Final = 50_000
@@ -78,6 +85,10 @@ class EvoLinkClient:
         session: an `aiohttp.ClientSession` to use; the client does not close
             a session it was given.
         retry: backoff details (`RetryPolicy`).
+        max_video_bytes: the largest result video downloaded (default 2 GiB);
+            a larger one fails with `MalformedReplyError`, leaving no file.
+        download_timeout: seconds one download may take, retries included
+            (default 900); then it fails with `APITimeoutError`.
     """
 
     def __init__(
@@ -92,6 +103,8 @@ class EvoLinkClient:
         poll: PollPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy | None = None,
+        max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         config = client_config(
             api_key=api_key,
@@ -102,6 +115,8 @@ class EvoLinkClient:
             timeout=timeout,
             poll=poll,
             retry=retry,
+            max_video_bytes=max_video_bytes,
+            download_timeout=download_timeout,
         )
         self._config = config
         self.base_url = config.base_url
@@ -125,6 +140,8 @@ class EvoLinkClient:
             read_timeout=config.read_timeout,
             max_parallel=max(2, config.max_concurrency // 4),
             refresh_url=self._fresh_video_url,
+            max_bytes=config.max_video_bytes,
+            deadline=config.download_timeout,
         )
         self._watcher = Watcher(
             policy=config.poll, reader=self._endpoints, max_in_flight=config.max_concurrency
@@ -169,6 +186,7 @@ class EvoLinkClient:
 
         Waits still in progress end with an error. Safe to call twice.
         """
+        self._downloader.close()
         await self._watcher.aclose()
         await self._transport.aclose()
 
@@ -312,7 +330,33 @@ class EvoLinkClient:
             task = structure_task(payload)
         except MalformedResponseError as exc:
             raise ValidationError(f"callback payload is not a task: {exc}") from None
+        except Exception as exc:  # a hostile body: any failure to read it is one error
+            raise ValidationError(
+                f"callback payload is not a task (unreadable: {type(exc).__name__})"
+            ) from None
         self._watcher.hint(task)
+
+    def handle_callback_body(self, body: bytes) -> None:
+        """
+        Feed a raw callback body (the bytes POSTed to your `callback_url`) into
+        the client, from any web framework: `handle_callback` after reading
+        the JSON.
+
+        Raises:
+            ValidationError: the body is over `MAX_CALLBACK_BYTES`, not JSON,
+                not a JSON object, or not a task.
+        """
+        if len(body) > MAX_CALLBACK_BYTES:
+            raise ValidationError(
+                f"callback body of {len(body)} bytes: over the {MAX_CALLBACK_BYTES}-byte limit"
+            )
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise ValidationError(f"callback body is not JSON ({type(exc).__name__})") from None
+        if not isinstance(payload, dict):
+            raise ValidationError("callback body is not a JSON object")
+        self.handle_callback(payload)
 
     def batch(
         self,

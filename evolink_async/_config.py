@@ -21,7 +21,7 @@ import attrs
 
 from ._api.retry import RetryPolicy
 from ._errors import ValidationError
-from ._numbers import is_number, is_whole
+from ._numbers import finite_number, is_number, is_whole
 from ._watch.policy import PollPolicy
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "ClientConfig", "client_config"]
@@ -41,6 +41,8 @@ class ClientConfig:
     retry: RetryPolicy
     timeout: aiohttp.ClientTimeout
     poll: PollPolicy
+    max_video_bytes: int
+    download_timeout: float
 
     @property
     def read_timeout(self) -> float:
@@ -58,6 +60,8 @@ def client_config(
     timeout: float | aiohttp.ClientTimeout,
     poll: PollPolicy | None,
     retry: RetryPolicy | None,
+    max_video_bytes: object,
+    download_timeout: object,
 ) -> ClientConfig:
     """
     The settings of `EvoLinkClient(...)`.
@@ -68,7 +72,6 @@ def client_config(
     """
     if not is_whole(max_concurrency):
         raise ValidationError(f"max_concurrency={max_concurrency!r}: must be a whole number")
-    assert isinstance(max_concurrency, int)
     if max_concurrency < 1:
         raise ValidationError(f"max_concurrency={max_concurrency!r}: must be at least 1")
     retry = retry or RetryPolicy()
@@ -81,6 +84,13 @@ def client_config(
         if not is_number(timeout) or not timeout > 0:
             raise ValidationError(f"timeout={timeout!r}: must be a number of seconds > 0")
         client_timeout = aiohttp.ClientTimeout(total=float(timeout))
+    if not is_whole(max_video_bytes) or max_video_bytes <= 0:
+        raise ValidationError(f"max_video_bytes={max_video_bytes!r}: must be a whole number > 0")
+    seconds = finite_number(download_timeout)
+    if seconds is None or seconds <= 0:
+        raise ValidationError(
+            f"download_timeout={download_timeout!r}: must be a finite number of seconds > 0"
+        )
     key = api_key if api_key is not None else os.environ.get("EVOLINK_API_KEY")
     return ClientConfig(
         api_key=key or None,
@@ -92,6 +102,8 @@ def client_config(
         retry=retry,
         timeout=client_timeout,
         poll=poll or PollPolicy(),
+        max_video_bytes=max_video_bytes,
+        download_timeout=seconds,
     )
 
 

@@ -52,12 +52,14 @@ def _number(value: object) -> float | None:
     """A finite float from a JSON number or numeric string, else None."""
     # Fast paths for what `json.loads` gives (exact types: bool is not int here).
     if type(value) is int:
-        return float(value)
+        return _int_float(value)
     if type(value) is float:
         return value if math.isfinite(value) else None
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return _int_float(value)
+    if isinstance(value, float):
         result = float(value)
     elif isinstance(value, str):
         try:
@@ -67,6 +69,14 @@ def _number(value: object) -> float | None:
     else:
         return None
     return result if math.isfinite(result) else None
+
+
+def _int_float(value: int) -> float | None:
+    """An int as a float; None for one beyond the float range (a hostile reply)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def _text(value: object) -> str | None:
@@ -117,7 +127,7 @@ def _datetime(number: float) -> datetime | None:
 
 def _duration(value: object) -> float | None:
     if type(value) is int:
-        return float(value) if value >= 0 else None
+        return _int_float(value) if value >= 0 else None
     if type(value) is float:
         return value if 0.0 <= value < math.inf else None
     if value is None:
@@ -235,7 +245,7 @@ def structure_task(data: object) -> Task:
         status=status_member,
         progress=progress,
         model=model if type(model) is str else _text(model),
-        created=_datetime(float(created)) if type(created) is int else _timestamp(created),
+        created=_timestamp(created),
         estimated_time=_duration(
             info["estimated_time"] if "estimated_time" in info else get("estimated_time")
         ),

@@ -15,7 +15,8 @@ The whole tree::
     │   ├── NotFoundError              404
     │   ├── RequestTooLargeError       413
     │   ├── RateLimitError             429 .retry_after
-    │   └── ServerError                5xx
+    │   ├── ServerError                5xx
+    │   └── MalformedReplyError                 a 2xx reply the SDK cannot read
     ├── APIConnectionError                      network failure after retries
     │   └── APITimeoutError
     ├── ClientClosedError (also RuntimeError)   the client was closed
@@ -50,6 +51,7 @@ __all__ = [
     "EvoLinkError",
     "IdempotencyConflictError",
     "InsufficientCreditsError",
+    "MalformedReplyError",
     "NotFoundError",
     "NotSubmittedError",
     "PermissionDeniedError",
@@ -231,6 +233,17 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """HTTP 5xx after every retry: the service is failing; try again later."""
+
+
+class MalformedReplyError(APIError):
+    """
+    The API answered, but with a reply the SDK cannot read: not JSON, over the
+    size limit, nested too deep, a number no float holds, not the value it
+    should be, or a task other than the one asked for.
+
+    Retried like a 5xx (a create with its Idempotency-Key, so never billed
+    twice); a poll that keeps getting one ends that task's waits only.
+    """
 
 
 class APIConnectionError(EvoLinkError):

@@ -8,16 +8,17 @@ JSON and Python both let a `bool` pass for an `int`; nowhere in the SDK is
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 __all__ = ["finite_number", "is_number", "is_whole"]
 
 
-def is_whole(value: object) -> bool:
+def is_whole(value: object) -> TypeGuard[int]:
     """True for an `int` that is not a `bool`."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """True for an `int` or `float` that is not a `bool` (NaN and infinities included)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -27,7 +28,7 @@ def finite_number(value: object) -> float | None:
     if not is_number(value):
         return None
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
     except OverflowError:  # an int beyond the float range
         return None
     return number if math.isfinite(number) else None

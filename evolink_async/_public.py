@@ -27,6 +27,6 @@ def rehome(module: str, namespace: Mapping[str, Any], names: Iterable[str]) -> N
         if (inspect.isclass(value) or inspect.isfunction(value)) and value.__module__.startswith(
             "evolink_async._"
         ):
-            if attrs.has(value):
+            if inspect.isclass(value) and attrs.has(value):
                 attrs.resolve_types(value)
             value.__module__ = module

@@ -23,12 +23,12 @@ it out of your logs: give the runner an `access_log_class` that logs
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ._client import MAX_CALLBACK_BYTES as _MAX_CALLBACK_BYTES
 from ._client import EvoLinkClient
 from ._errors import ValidationError
 
@@ -36,19 +36,17 @@ __all__ = ["callback_handler"]
 
 logger = logging.getLogger("evolink_async")
 
-#: Callback bodies are one task object; anything much larger is not one.
-_MAX_CALLBACK_BYTES = 1 << 20
-
 
 def callback_handler(
     client: EvoLinkClient, *, token: str | None = None
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """
-    An aiohttp handler that feeds callback bodies to `client.handle_callback`.
+    An aiohttp handler that feeds callback bodies to `client.handle_callback_body`.
 
     Answers 204 when the body was taken, 400 for a body that is not a task
     object, 403 when `token` is set and the request's `?token=` differs, and
-    413 for bodies over 1 MiB.
+    413 for bodies over 1 MiB (chunked or not). The whole body is read, however
+    many TCP segments or chunks it came in.
     """
     expected = token.encode() if token is not None else None
 
@@ -59,15 +57,16 @@ def callback_handler(
                 return web.json_response({"error": "bad token"}, status=403)
         if request.content_length is not None and request.content_length > _MAX_CALLBACK_BYTES:
             return web.json_response({"error": "body too large"}, status=413)
-        raw = await request.content.read(_MAX_CALLBACK_BYTES + 1)
-        if len(raw) > _MAX_CALLBACK_BYTES:
-            return web.json_response({"error": "body too large"}, status=413)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > _MAX_CALLBACK_BYTES:
+                return web.json_response({"error": "body too large"}, status=413)
+            chunks.append(chunk)
         try:
-            payload = json.loads(raw)
-            if not isinstance(payload, dict):
-                raise ValidationError("callback body is not a JSON object")
-            client.handle_callback(payload)
-        except (ValueError, ValidationError) as exc:
+            client.handle_callback_body(b"".join(chunks))
+        except ValidationError as exc:
             logger.info("rejected a callback body: %s", exc)
             return web.json_response({"error": "not a task object"}, status=400)
         return web.Response(status=204)

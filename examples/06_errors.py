@@ -38,6 +38,7 @@ from evolink_async import (
     EvoLinkError,
     IdempotencyConflictError,
     InsufficientCreditsError,
+    MalformedReplyError,
     NotFoundError,
     NotSubmittedError,
     PermissionDeniedError,
@@ -187,6 +188,13 @@ async def api_errors(mock: MockEvoLink) -> None:
             await client.get_task("not-a-task-id")
         except BadRequestError as exc:
             report(exc, api_details(exc))
+
+        # A gateway that answers 200 with something that is not a task, every time.
+        mock.inject(Fault.REPLY, route="GET /v1/tasks/{id}", status=200, body=b"<html>", times=2)
+        try:
+            await client.get_task("task-unified-1700000000-zzzzzzzz")
+        except MalformedReplyError as exc:  # an APIError; retried like a 5xx first
+            report(exc, "the API answered, but not with anything readable")
 
         key = "example-key-0123456789"
         await client.submit(MODEL, **JOB, idempotency_key=key)

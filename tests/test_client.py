@@ -22,6 +22,7 @@ from evolink_async import (
     EvoLinkError,
     IdempotencyConflictError,
     InsufficientCreditsError,
+    MalformedReplyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -335,7 +336,11 @@ async def test_drops_beyond_retries_raise_connection_error(mock: MockEvoLink) ->
         with pytest.raises(APIConnectionError) as info:
             await client.get_task("task-unified-1774857405-abc123")
     assert not isinstance(info.value, APITimeoutError)
-    assert isinstance(info.value.__cause__, aiohttp.ClientError)
+    # The aiohttp error is named, not chained: its request info would carry
+    # the Authorization header into error reporters.
+    assert "ServerDisconnectedError" in str(info.value) or "ClientOSError" in str(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
     # Our two attempts; aiohttp may re-send each once on a reused connection.
     assert 2 <= mock.stats.requests[GET_TASK] <= 4
 
@@ -456,10 +461,23 @@ async def test_max_concurrency_is_never_exceeded(mock: MockEvoLink) -> None:
 async def test_malformed_success_replies_raise_api_error(
     client: EvoLinkClient, mock: MockEvoLink, body: bytes, match: str
 ) -> None:
-    mock.inject(Fault.REPLY, route=GET_TASK, status=200, body=body)
-    with pytest.raises(APIError, match=match) as info:
+    attempts = client.retry.max_retries + 1
+    mock.inject(Fault.REPLY, route=GET_TASK, status=200, body=body, times=attempts)
+    with pytest.raises(MalformedReplyError, match=match) as info:
         await client.get_task("task-unified-1774857405-abc123")
+    assert isinstance(info.value, APIError)
     assert info.value.status == 200
+    # Retried like a 5xx: every attempt met the unreadable reply.
+    assert mock.stats.requests[GET_TASK] == attempts
+
+
+async def test_one_malformed_reply_is_retried_away(
+    client: EvoLinkClient, mock: MockEvoLink
+) -> None:
+    task = await client.submit(raw_seedance())
+    mock.inject(Fault.REPLY, route=GET_TASK, status=200, body=b"<html>oops</html>")
+    assert (await client.get_task(task.id)).id == task.id
+    assert mock.stats.requests[GET_TASK] == 2
 
 
 async def test_200_with_error_body_is_an_api_error(

@@ -11,8 +11,15 @@ right `APIError` out.
   and for the files API (`{"success": false, "code", "msg"}`), HTTP status
   or not.
 - `read_task`, `read_tasks`, `read_credits`, `read_upload`: a decoded reply
-  -> the value it should hold, or a "malformed reply" `APIError` naming what
-  was wrong, with the HTTP status and request id.
+  -> the value it should hold, or a `MalformedReplyError` naming what was
+  wrong, with the HTTP status and request id. Any reply the SDK cannot read
+  (not JSON, nested too deep, a number no float holds, a task other than the
+  one asked for) is that error, never another exception type.
+- `inflate`: a compressed body inflated to at most `MAX_REPLY_BYTES`
+  (a task is a few kB; a 200 kB gzip bomb must not cost 600 MB).
+- `Redactor`: the configured API key (and so `Bearer <key>`) is masked in
+  every reply body and request id before anything of it is stored in a
+  value, an exception, a log line, a record or a journal.
 
 Nothing here sends, sleeps or reads a clock, so every rule is tested with bytes
 alone.
@@ -22,8 +29,9 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Callable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from .._convert import CONVERTER, MalformedResponseError, structure_task
 from .._errors import (
@@ -32,6 +40,7 @@ from .._errors import (
     BadRequestError,
     IdempotencyConflictError,
     InsufficientCreditsError,
+    MalformedReplyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -42,10 +51,14 @@ from .._values import Credits, Task, UploadedFile
 from .retry import retry_after_of
 
 __all__ = [
+    "MAX_REPLY_BYTES",
+    "NO_SECRET",
+    "Redactor",
     "Response",
     "api_error",
     "decode_reply",
     "error_from_reply",
+    "inflate",
     "loads_reply",
     "malformed",
     "read_credits",
@@ -54,6 +67,8 @@ __all__ = [
     "read_upload",
     "request_id_of",
 ]
+
+T = TypeVar("T")
 
 _STATUS_ERRORS: Final[Mapping[int, type[APIError]]] = {
     400: BadRequestError,
@@ -64,6 +79,73 @@ _STATUS_ERRORS: Final[Mapping[int, type[APIError]]] = {
     413: RequestTooLargeError,
     429: RateLimitError,
 }
+
+
+#: The largest API reply read, after inflating: a task is a few kB, a batch
+#: read of 50 tasks or a page of the task list some hundred kB.
+MAX_REPLY_BYTES: Final = 4 * 1024 * 1024
+#: What stands where the API key was.
+_MASK: Final = "[api key]"
+#: Keys shorter than this are not masked: masking them would mangle text
+#: (a real key is far longer).
+_MIN_SECRET: Final = 8
+
+
+class Redactor:
+    """Masks one secret (the API key) in server-supplied bytes and text."""
+
+    __slots__ = ("_data", "_text")
+
+    def __init__(self, secret: str | None) -> None:
+        usable = secret is not None and len(secret) >= _MIN_SECRET
+        self._text = secret if usable else None
+        self._data = secret.encode() if usable and secret is not None else None
+
+    def data(self, payload: bytes) -> bytes:
+        """`payload` with the secret masked."""
+        secret = self._data
+        if secret is None or secret not in payload:
+            return payload
+        return payload.replace(secret, _MASK.encode())
+
+    def text(self, value: str) -> str:
+        """`value` with the secret masked."""
+        secret = self._text
+        if secret is None or secret not in value:
+            return value
+        return value.replace(secret, _MASK)
+
+
+#: A redactor with nothing to mask (no key configured).
+NO_SECRET: Final = Redactor(None)
+
+
+def inflate(payload: bytes, encoding: str | None, *, limit: int = MAX_REPLY_BYTES) -> bytes:
+    """
+    The body of a reply sent with `Content-Encoding: encoding`, at most `limit` bytes.
+
+    Raises:
+        MalformedReplyError: it inflates past `limit`, is corrupt, or uses an
+            encoding the SDK did not ask for.
+    """
+    kind = (encoding or "identity").strip().lower()
+    if kind in ("", "identity"):
+        return payload
+    if kind in ("gzip", "x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif kind == "deflate":
+        # RFC 9110 deflate is zlib-wrapped; some servers send raw deflate.
+        wbits = zlib.MAX_WBITS if payload[:1] == b"\x78" else -zlib.MAX_WBITS
+    else:
+        raise MalformedReplyError(f"reply in an encoding the SDK did not ask for ({kind!r})")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        body = inflater.decompress(payload, limit + 1)
+    except zlib.error as exc:
+        raise MalformedReplyError(f"corrupt {kind} reply ({exc})") from None
+    if len(body) > limit or inflater.unconsumed_tail:
+        raise MalformedReplyError(f"reply inflates past {limit} bytes")
+    return body
 
 
 class Response(NamedTuple):
@@ -82,9 +164,10 @@ class Response(NamedTuple):
     rate_limited: bool = False
 
 
-def request_id_of(headers: Mapping[str, str]) -> str | None:
-    """The server's request id (`X-Request-Id`, or `X-Oneapi-Request-Id`)."""
-    return headers.get("X-Request-Id") or headers.get("X-Oneapi-Request-Id")
+def request_id_of(headers: Mapping[str, str], redactor: Redactor = NO_SECRET) -> str | None:
+    """The server's request id (`X-Request-Id`, or `X-Oneapi-Request-Id`), masked."""
+    value = headers.get("X-Request-Id") or headers.get("X-Oneapi-Request-Id")
+    return redactor.text(value) if value is not None else None
 
 
 #: The C scanner behind `json.loads`, called directly (see `loads_reply`).
@@ -119,23 +202,26 @@ def decode_reply(
     *,
     method: str,
     path: str,
+    redactor: Redactor = NO_SECRET,
 ) -> Response:
     """
     The `Response` of a 2xx reply; for any other status, raise its error.
+    The secret is masked in the body and the request id first.
 
     Raises:
         APIError: the subclass for the status (`RateLimitError` with
-            `retry_after`, ...); or a malformed 2xx (not JSON, or an error
-            body).
+            `retry_after`, ...); an error body in a 2xx.
+        MalformedReplyError: a 2xx that is not JSON (or nested too deep).
     """
-    request_id = request_id_of(headers)
+    payload = redactor.data(payload)
+    request_id = request_id_of(headers, redactor)
     if not 200 <= status < 300:
         raise error_from_reply(status, headers, payload, request_id)
     try:
         data = loads_reply(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         snippet = " ".join(payload[:200].decode("utf-8", errors="replace").split())
-        raise APIError(
+        raise MalformedReplyError(
             f"malformed reply to {method} {path}: not JSON ({snippet!r})",
             status=status,
             request_id=request_id,
@@ -162,7 +248,7 @@ def error_from_reply(
     text = body.decode("utf-8", errors="replace")
     try:
         parsed: Any = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     return api_error(status, headers, parsed, text, request_id)
 
@@ -237,9 +323,9 @@ def api_error(
     return cls(message, **common)
 
 
-def malformed(response: Response, detail: str) -> APIError:
-    """The `APIError` for a successful reply the SDK cannot read."""
-    return APIError(
+def malformed(response: Response, detail: str) -> MalformedReplyError:
+    """The error for a successful reply the SDK cannot read."""
+    return MalformedReplyError(
         f"malformed reply: {detail}",
         status=response.status,
         request_id=response.request_id,
@@ -247,12 +333,22 @@ def malformed(response: Response, detail: str) -> APIError:
     )
 
 
-def read_task(response: Response) -> Task:
-    """The task a reply holds."""
+def read_task(response: Response, task_id: str | None = None) -> Task:
+    """The task a reply holds (the task `task_id`, when given)."""
+    task = _structure(response, structure_task, response.data)
+    if task_id is not None and task.id != task_id:
+        raise malformed(response, f"the reply is for task {task.id!r}, not {task_id!r}")
+    return task
+
+
+def _structure(response: Response, reader: Callable[[Any], T], data: object) -> T:
+    """`reader(data)`; anything it cannot read is a `MalformedReplyError`."""
     try:
-        return structure_task(response.data)
+        return reader(data)
     except MalformedResponseError as exc:
         raise malformed(response, str(exc)) from None
+    except Exception as exc:  # hostile replies: any failure to read is one error
+        raise malformed(response, f"unreadable ({type(exc).__name__})") from None
 
 
 def read_tasks(response: Response) -> list[Task]:
@@ -265,7 +361,7 @@ def read_tasks(response: Response) -> list[Task]:
     for item in items:
         try:
             tasks.append(structure_task(item))
-        except MalformedResponseError:
+        except Exception:  # noqa: S112 -- an unreadable item is left out; its task is read singly
             continue
     return tasks
 
@@ -287,10 +383,7 @@ def read_credits(response: Response) -> Credits:
     data = response.data
     if isinstance(data, Mapping) and data.get("success") is False:
         raise _files_failure(response, "credits")
-    try:
-        return CONVERTER.structure(data, Credits)
-    except MalformedResponseError as exc:
-        raise malformed(response, str(exc)) from None
+    return _structure(response, lambda value: CONVERTER.structure(value, Credits), data)
 
 
 def read_upload(response: Response) -> UploadedFile:
@@ -298,7 +391,6 @@ def read_upload(response: Response) -> UploadedFile:
     reply = response.data
     if not isinstance(reply, Mapping) or reply.get("success") is not True:
         raise _files_failure(response, "upload")
-    try:
-        return CONVERTER.structure(reply.get("data"), UploadedFile)
-    except MalformedResponseError as exc:
-        raise malformed(response, str(exc)) from None
+    return _structure(
+        response, lambda value: CONVERTER.structure(value, UploadedFile), reply.get("data")
+    )

@@ -30,16 +30,31 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
+from urllib.parse import urlsplit
 
 import aiohttp
+import anyio
 import anyio.to_thread
 
-from .._errors import APIConnectionError, APITimeoutError, NotFoundError
+from .._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientClosedError,
+    MalformedReplyError,
+    NotFoundError,
+)
 from .decode import error_from_reply
 from .retry import Retryable, RetryPolicy, retry_after_of, retry_loop
 
-__all__ = ["Downloader", "safe_filename", "target_path"]
+__all__ = [
+    "DEFAULT_DOWNLOAD_TIMEOUT",
+    "DEFAULT_MAX_VIDEO_BYTES",
+    "Downloader",
+    "check_result_url",
+    "safe_filename",
+    "target_path",
+]
 
 logger = logging.getLogger("evolink_async")
 
@@ -82,6 +97,33 @@ def target_path(dest: Path, name: str) -> Path:
     return path
 
 
+#: The largest video downloaded by default (a few minutes of 1080p is well
+#: under 1 GB; an endless body must not fill the disk).
+DEFAULT_MAX_VIDEO_BYTES: Final = 2 * 1024**3
+#: Seconds one download may take by default, all retries included: a slow
+#: drip must end, or a few of them would hold every download slot.
+DEFAULT_DOWNLOAD_TIMEOUT: Final = 900.0
+
+
+def check_result_url(url: str) -> str:
+    """
+    The URL, if it is one the SDK downloads: absolute `http(s)` with a host.
+
+    Raises:
+        MalformedReplyError: anything else (`file:`, `javascript:`, `ftp:`,
+            a relative URL): a result URL comes from the server, and no retry
+            makes such a URL fetchable.
+    """
+    scheme = host = ""
+    with contextlib.suppress(ValueError):  # an unparsable URL (a bad port, brackets)
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme not in ("http", "https") or not host:
+        shown = url if len(url) <= 200 else f"{url[:200]}..."
+        raise MalformedReplyError(f"result URL {shown!r} is not an absolute http(s) URL")
+    return url
+
+
 class Downloader:
     """
     Streams result videos to disk for one client, a few at a time.
@@ -93,6 +135,8 @@ class Downloader:
         read_timeout: seconds a download may go without data.
         max_parallel: downloads at once, for the whole client.
         refresh_url: re-reads a task's result URL (for an expired link).
+        max_bytes: the largest video accepted.
+        deadline: seconds one download may take, every retry included.
     """
 
     def __init__(
@@ -103,15 +147,21 @@ class Downloader:
         read_timeout: float,
         max_parallel: int,
         refresh_url: Callable[[str], Awaitable[str | None]],
+        max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
+        deadline: float = DEFAULT_DOWNLOAD_TIMEOUT,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self._session = session
         self.retry = retry
         self.read_timeout = read_timeout
+        self.max_bytes = max_bytes
+        self.deadline = deadline
         self._max_parallel = max_parallel
         self._limit: asyncio.Semaphore | None = None
         self._refresh_url = refresh_url
         self._sleep = sleep
+        self._running: set[anyio.CancelScope] = set()
+        self._closed = False
 
     async def download(self, task_id: str, url: str, dest: Path, *, overwrite: bool) -> Path:
         """
@@ -119,13 +169,37 @@ class Downloader:
 
         Raises:
             FileExistsError: `dest` exists and `overwrite` is False.
+            MalformedReplyError: the URL is not an http(s) URL, or the video is
+                over `max_bytes`.
             APIError: a non-retryable HTTP status, or retries spent on 5xx/429.
             APIConnectionError: the transfer kept failing.
+            APITimeoutError: the download took longer than `deadline`.
+            ClientClosedError: the client was closed meanwhile.
         """
+        check_result_url(url)
+        if self._closed:
+            raise _closed()
         if self._limit is None:
             self._limit = asyncio.Semaphore(self._max_parallel)
-        async with self._limit:
-            return await self._download(task_id, url, dest, overwrite=overwrite)
+        with anyio.CancelScope() as scope:
+            self._running.add(scope)
+            try:
+                async with self._limit:
+                    with anyio.move_on_after(self.deadline) as timer:
+                        return await self._download(task_id, url, dest, overwrite=overwrite)
+            finally:
+                self._running.discard(scope)
+        if self._closed:
+            raise _closed()
+        if timer.cancelled_caught:
+            raise APITimeoutError(f"download did not finish within {self.deadline:g}s")
+        raise AssertionError("a download scope was cancelled by nobody")  # pragma: no cover
+
+    def close(self) -> None:
+        """End every download in progress (with `ClientClosedError`); refuse new ones."""
+        self._closed = True
+        for scope in list(self._running):
+            scope.cancel()
 
     async def _download(self, task_id: str, url: str, dest: Path, *, overwrite: bool) -> Path:
         if not overwrite and await anyio.Path(dest).exists():
@@ -164,6 +238,9 @@ class _Transfer:
         self._handle = handle
         self.written = 0
         self._refreshed = False
+        #: Range offsets count the bytes as sent; once a host sends an encoded
+        #: (compressed) body, resuming is off and a retry starts over.
+        self._encoded = False
 
     async def attempt(self, _: int) -> None:
         """
@@ -177,8 +254,13 @@ class _Transfer:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=owner.read_timeout, sock_read=owner.read_timeout
         )
+        failure: APIConnectionError | None = None
         while True:
-            headers = {"Range": f"bytes={self.written}-"} if self.written else {}
+            if self._encoded and self.written:
+                self.written = await _truncate(self._handle)
+            headers = {"Accept-Encoding": "identity"}
+            if self.written:
+                headers["Range"] = f"bytes={self.written}-"
             try:
                 async with owner._session().get(
                     self.url, headers=headers, timeout=timeout, allow_redirects=True
@@ -188,32 +270,41 @@ class _Transfer:
                         fresh = await owner._refresh_url(self._task_id)
                         if fresh:
                             logger.info("result URL expired (HTTP %d); refreshed", resp.status)
-                            self.url = fresh
+                            self.url = check_result_url(fresh)
                             self.written = await _truncate(self._handle)
                             continue
                     await self._receive(resp)
                     return
             except (TimeoutError, aiohttp.ServerTimeoutError):
-                stalled = APITimeoutError(f"download stalled for {owner.read_timeout:g}s")
-                raise Retryable(stalled) from None
+                failure = APITimeoutError(f"download stalled for {owner.read_timeout:g}s")
             except aiohttp.ClientError as exc:
-                failed = APIConnectionError(f"download failed ({type(exc).__name__})")
-                raise Retryable(failed) from None
+                failure = APIConnectionError(f"download failed ({type(exc).__name__})")
+            except RuntimeError:
+                # aiohttp's "Session is closed": the client closed meanwhile.
+                if not owner._closed:
+                    raise
+                raise _closed() from None
+            # Raised outside the handler, so no aiohttp object is the context.
+            raise Retryable(failure)
 
     async def _receive(self, resp: aiohttp.ClientResponse) -> None:
         handle = self._handle
-        if resp.status == 206:
+        limit = self._owner.max_bytes
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        self._encoded = self._encoded or encoding not in ("", "identity")
+        if resp.status == 206 and not self._encoded:
             start, total = _content_range(resp.headers.get("Content-Range"))
             if start != self.written:
                 self.written = await _truncate(handle)
                 raise Retryable(APIConnectionError("server resumed at the wrong offset"))
-        elif resp.status == 200:
+        elif resp.status in (200, 206):
             if self.written:
-                # The server ignored Range: start over.
+                # The server ignored Range (or the body is encoded): start over.
                 self.written = await _truncate(handle)
-            total = _int_header(resp.headers.get("Content-Length"))
+            # Content-Length counts encoded bytes; the file holds decoded ones.
+            total = None if self._encoded else _int_header(resp.headers.get("Content-Length"))
         else:
-            body = await resp.read()
+            body = await resp.content.read(64 * 1024)
             if resp.status in _EXPIRED_STATUSES:
                 raise NotFoundError(
                     f"result URL no longer available (HTTP {resp.status}); "
@@ -225,9 +316,11 @@ class _Transfer:
                 raise error
             retry_after = retry_after_of(resp.status, resp.headers, error.message)
             raise Retryable(error, retry_after=retry_after)
+        if total is not None and total > limit:
+            raise MalformedReplyError(f"video of {total} bytes: over the {limit}-byte limit")
         counter = [self.written]
         try:
-            await _copy(resp, handle, counter)
+            await _copy(resp, handle, counter, limit)
         finally:
             self.written = counter[0]
         if total is not None and self.written != total:
@@ -236,9 +329,16 @@ class _Transfer:
             )
 
 
-async def _copy(resp: aiohttp.ClientResponse, handle: BinaryIO, written: list[int]) -> None:
+def _closed() -> ClientClosedError:
+    return ClientClosedError("the EvoLinkClient was closed during the download")
+
+
+async def _copy(
+    resp: aiohttp.ClientResponse, handle: BinaryIO, written: list[int], limit: int
+) -> None:
     """
     Append the body to `handle`; `written[0]` counts the bytes on disk.
+    More than `limit` bytes in all is a `MalformedReplyError`.
 
     When the transfer breaks, what arrived is still written and counted, so
     the retry resumes right after it.
@@ -254,6 +354,8 @@ async def _copy(resp: aiohttp.ClientResponse, handle: BinaryIO, written: list[in
     try:
         async for chunk in resp.content.iter_chunked(_WRITE_BATCH):
             buffer += chunk
+            if written[0] + len(buffer) > limit:
+                raise MalformedReplyError(f"video over the {limit}-byte limit")
             if len(buffer) >= _WRITE_BATCH:
                 await flush()
     except (aiohttp.ClientError, TimeoutError):

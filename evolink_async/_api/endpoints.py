@@ -30,7 +30,7 @@ import aiohttp
 
 from .._errors import ValidationError
 from .._values import Credits, Task, UploadedFile
-from .decode import read_credits, read_task, read_tasks, read_upload
+from .decode import Response, read_credits, read_task, read_tasks, read_upload
 from .transport import Transport
 
 __all__ = [
@@ -98,6 +98,10 @@ class Created(NamedTuple):
     rate_limited: bool
 
 
+def _created(response: Response) -> Created:
+    return Created(read_task(response), response.replayed, response.rate_limited)
+
+
 class TaskReader(Protocol):
     """What the watcher polls through: one read of a task, or of many."""
 
@@ -129,48 +133,58 @@ class Endpoints:
             APIError: the API refused (a subclass per status).
             APIConnectionError: no answer after every retry.
         """
-        response = await self.transport.request(
+        created = await self.transport.request(
             "POST",
             self._create_url,
             path="/v1/videos/generations",
+            read=_created,
             body=body,
             headers={"Idempotency-Key": idempotency_key},
         )
-        task = read_task(response)
-        if response.replayed:
+        if created.replayed:
             logger.info(
-                "create replayed by the server for key %s: task %s", idempotency_key, task.id
+                "create replayed by the server for key %s: task %s",
+                idempotency_key,
+                created.task.id,
             )
-        return Created(task, response.replayed, response.rate_limited)
+        return created
 
     async def get_task(self, task_id: str) -> Task:
         """Read a task (`GET /v1/tasks/{id}`), with retries."""
-        response = await self.transport.request(
-            "GET", self.task_url(task_id), path="/v1/tasks/{id}"
+        return await self.transport.request(
+            "GET",
+            self.task_url(task_id),
+            path="/v1/tasks/{id}",
+            read=lambda response: read_task(response, task_id),
         )
-        return read_task(response)
 
     async def poll_task(self, task_id: str, /) -> Task:
         """Read a task once: no retries inside (the watcher reschedules, and sees 429s at once)."""
-        response = await self.transport.request(
-            "GET", self.task_url(task_id), path="/v1/tasks/{id}", max_retries=0
+        return await self.transport.request(
+            "GET",
+            self.task_url(task_id),
+            path="/v1/tasks/{id}",
+            read=lambda response: read_task(response, task_id),
+            max_retries=0,
         )
-        return read_task(response)
 
     async def poll_tasks(self, task_ids: Sequence[str], /) -> list[Task]:
         """Read several tasks in one `POST /v1/tasks/batch`, once."""
         body = json.dumps({"task_ids": list(task_ids)}).encode()
-        response = await self.transport.request(
-            "POST", self._batch_url, path="/v1/tasks/batch", body=body, max_retries=0
+        return await self.transport.request(
+            "POST",
+            self._batch_url,
+            path="/v1/tasks/batch",
+            read=read_tasks,
+            body=body,
+            max_retries=0,
         )
-        return read_tasks(response)
 
     async def get_credits(self) -> Credits:
         """The account's balance (`GET /v1/credits`)."""
-        response = await self.transport.request(
-            "GET", f"{self.base_url}/v1/credits", path="/v1/credits"
+        return await self.transport.request(
+            "GET", f"{self.base_url}/v1/credits", path="/v1/credits", read=read_credits
         )
-        return read_credits(response)
 
     async def upload(
         self, data: bytes, *, name: str, mime: str, file_name: str | None
@@ -184,13 +198,13 @@ class Endpoints:
                 fields.add_field("file_name", file_name)
             return fields
 
-        response = await self.transport.request(
+        return await self.transport.request(
             "POST",
             f"{self.files_base_url}/api/v1/files/upload/stream",
             path="/api/v1/files/upload/stream",
+            read=read_upload,
             form=form,
         )
-        return read_upload(response)
 
     def task_url(self, task_id: str) -> str:
         """`{base}/v1/tasks/{id}`, the id quoted to stay one path segment."""

@@ -202,23 +202,25 @@ async def retry_loop(
     while True:
         try:
             return await attempt(retry)
-        except Retryable as failure:
-            error = failure.error
-            if retry >= max_retries:
-                raise error from error.__cause__
-            wait = policy.delay(retry, rng.random(), failure.retry_after)
-            if wait is None:
-                raise error from error.__cause__
-            retry += 1
-            logger.info(
-                "%s failed (%s); retry %d of %d in %.2fs",
-                what,
-                _short_reason(error),
-                retry,
-                max_retries,
-                wait,
-            )
-            await sleep(wait)
+        except Retryable as caught:
+            failure = caught
+        # Raised outside the handler: the error's context stays empty.
+        error = failure.error
+        if retry >= max_retries:
+            raise error
+        wait = policy.delay(retry, rng.random(), failure.retry_after)
+        if wait is None:
+            raise error
+        retry += 1
+        logger.info(
+            "%s failed (%s); retry %d of %d in %.2fs",
+            what,
+            _short_reason(error),
+            retry,
+            max_retries,
+            wait,
+        )
+        await sleep(wait)
 
 
 def _short_reason(failure: Exception) -> str:

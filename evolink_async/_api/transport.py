@@ -30,7 +30,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -41,14 +41,26 @@ from .._errors import (
     APITimeoutError,
     AuthenticationError,
     ClientClosedError,
+    MalformedReplyError,
 )
 from .._version import __version__
-from .decode import Response, decode_reply, error_from_reply, request_id_of
+from .decode import (
+    MAX_REPLY_BYTES,
+    NO_SECRET,
+    Redactor,
+    Response,
+    decode_reply,
+    error_from_reply,
+    inflate,
+    request_id_of,
+)
 from .retry import Retryable, RetryPolicy, retry_after_of, retry_loop
 
 __all__ = ["USER_AGENT", "Transport"]
 
 logger = logging.getLogger("evolink_async")
+
+T = TypeVar("T")
 
 USER_AGENT: Final = f"evolink-async/{__version__} aiohttp/{aiohttp.__version__}"
 
@@ -128,6 +140,7 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._paused_until = 0.0
         self._sleep = sleep
+        self._redactor = Redactor(api_key) if api_key else NO_SECRET
         self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
         self.closed = False
         # A session the transport makes carries the Authorization header as a
@@ -252,21 +265,24 @@ class Transport:
         url: str,
         *,
         path: str,
+        read: Callable[[Response], T],
         body: bytes | None = None,
         form: Callable[[], aiohttp.FormData] | None = None,
         headers: Mapping[str, str] | None = None,
         retry_safe: bool = True,
         max_retries: int | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
-    ) -> Response:
+    ) -> T:
         """
-        Send one API request with retries; return the decoded JSON reply.
+        Send one API request with retries; return `read(reply)`.
 
-        `path` is what logs and errors show of the URL (never a query string).
-        `form` builds a multipart body afresh for each attempt (aiohttp sends
-        a FormData once). `retry_safe=False` sends at most once;
-        `max_retries` overrides the policy's count (the watcher polls with 0
-        and reschedules instead).
+        `read` turns the decoded reply into the value the caller wants; a
+        `MalformedReplyError` from it (or from decoding) is retried like a
+        5xx. `path` is what logs and errors show of the URL (never a query
+        string). `form` builds a multipart body afresh for each attempt
+        (aiohttp sends a FormData once). `retry_safe=False` sends at most
+        once; `max_retries` overrides the policy's count (the watcher polls
+        with 0 and reschedules instead).
 
         Raises:
             APIError: a subclass per HTTP status, once retries are spent.
@@ -283,12 +299,17 @@ class Transport:
             max_retries = policy.max_retries
         met_429 = False
 
-        async def attempt(_: int) -> Response:
+        async def attempt(_: int) -> T:
             nonlocal met_429
             try:
-                return await self._send_once(
+                response = await self._send_once(
                     bound, method, url, path, body, form, send_headers, timeout
                 )
+                if met_429:
+                    response = response._replace(rate_limited=True)
+                return read(response)
+            except MalformedReplyError as unreadable:
+                raise Retryable(unreadable) from None
             except Retryable as failure:
                 error = failure.error
                 if isinstance(error, APIError) and error.status == 429:
@@ -302,9 +323,10 @@ class Transport:
             # Polls: one attempt, no loop (the watcher reschedules).
             try:
                 return await attempt(0)
-            except Retryable as failure:
-                raise failure.error from failure.error.__cause__
-        response = await retry_loop(
+            except Retryable as caught:
+                failure = caught
+            raise failure.error
+        return await retry_loop(
             attempt,
             policy=policy,
             max_retries=max_retries,
@@ -312,7 +334,6 @@ class Transport:
             rng=self._rng,
             what=f"{method} {path}",
         )
-        return response._replace(rate_limited=True) if met_429 else response
 
     def _headers(
         self, body: bytes | None, headers: Mapping[str, str] | None
@@ -342,12 +363,18 @@ class Transport:
         timeout: aiohttp.ClientTimeout | None,
     ) -> Response:
         """
-        One attempt: a slot, the request, the body read, the reply decoded.
+        One attempt: a slot, the request, the body read (capped), the reply decoded.
+
+        No aiohttp exception is chained to the error raised: its request
+        info holds the Authorization header, and error reporters serialise
+        causes.
 
         Raises:
             Retryable: a failure the policy retries (wrapping its error).
             APIError: a status the policy does not retry.
+            MalformedReplyError: a reply the SDK cannot read.
             APIConnectionError: an invalid URL.
+            ClientClosedError: the client was closed meanwhile.
         """
         session, slots = bound
         if self._paused_until:
@@ -356,7 +383,8 @@ class Transport:
             raise self._closed_error()
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.monotonic() if debug else 0.0
-        failure: APIConnectionError
+        failure: APIConnectionError | None = None
+        retry = True
         try:
             if not slots.try_take():
                 await slots.take()
@@ -368,32 +396,38 @@ class Transport:
                     headers=headers,
                     timeout=timeout or self.timeout,
                     allow_redirects=False,
+                    # Inflated here, within MAX_REPLY_BYTES (see decode.inflate).
+                    auto_decompress=False,
                 ) as resp:
-                    payload = await resp.read()
+                    payload = await _read_capped(resp)
                     status = resp.status
                     resp_headers = resp.headers
             finally:
                 slots.give()
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             failure = APITimeoutError(
                 f"{method} {path} timed out after {_describe_timeout(timeout or self.timeout)}"
             )
-            failure.__cause__ = exc
-            raise Retryable(failure) from None
-        except aiohttp.InvalidURL as exc:
-            raise APIConnectionError(f"{method} {path}: invalid URL") from exc
+        except aiohttp.InvalidURL:
+            failure, retry = APIConnectionError(f"{method} {path}: invalid URL"), False
         except RuntimeError:
             # aiohttp's "Session is closed": the client was closed while this
             # request waited for a slot or was on its way.
             if not session.closed:
                 raise
-            raise self._closed_error() from None
+            failure, retry = APIConnectionError(f"{method} {path}: session closed"), False
         except aiohttp.ClientError as exc:
             failure = APIConnectionError(
                 f"{method} {path}: connection failed ({type(exc).__name__})"
             )
-            failure.__cause__ = exc
-            raise Retryable(failure) from None
+        if failure is not None:
+            # Raised outside the handler, so no aiohttp object is the context.
+            if session.closed or self.closed:
+                # The connection broke because the client closed it: no retry.
+                raise self._closed_error()
+            if not retry:
+                raise failure
+            raise Retryable(failure)
         if debug:
             logger.debug(
                 "%s %s -> %d (%.1f ms, request id %s)",
@@ -401,15 +435,38 @@ class Transport:
                 path,
                 status,
                 (time.monotonic() - started) * 1000,
-                request_id_of(resp_headers),
+                request_id_of(resp_headers, self._redactor),
             )
+        payload = inflate(payload, resp_headers.get("Content-Encoding"))
         if 200 <= status < 300:
-            return decode_reply(status, resp_headers, payload, method=method, path=path)
-        error = error_from_reply(status, resp_headers, payload, request_id_of(resp_headers))
+            return decode_reply(
+                status, resp_headers, payload, method=method, path=path, redactor=self._redactor
+            )
+        payload = self._redactor.data(payload)
+        request_id = request_id_of(resp_headers, self._redactor)
+        error = error_from_reply(status, resp_headers, payload, request_id)
         if status not in self.retry.retry_statuses:
             raise error
         retry_after = retry_after_of(status, resp_headers, error.fallback_suggestion, error.message)
         raise Retryable(error, retry_after=retry_after)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """The body as sent (still compressed, if it is), at most `MAX_REPLY_BYTES`."""
+    length = resp.content_length
+    if length is not None:
+        if length > MAX_REPLY_BYTES:
+            raise MalformedReplyError(f"reply of {length} bytes, over {MAX_REPLY_BYTES}")
+        # aiohttp reads no more than the Content-Length.
+        return await resp.read()
+    chunks = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise MalformedReplyError(f"reply over {MAX_REPLY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _describe_timeout(timeout: aiohttp.ClientTimeout) -> str:

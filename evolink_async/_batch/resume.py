@@ -26,7 +26,9 @@ from .._convert import MalformedResponseError, structure_task
 from .._errors import (
     APIConnectionError,
     APIError,
+    ClientClosedError,
     EvoLinkError,
+    MalformedReplyError,
     NotFoundError,
     RateLimitError,
     ServerError,
@@ -111,8 +113,14 @@ def _error(record: object, task: Task | None) -> EvoLinkError | None:
 
 
 def worth_resending(error: EvoLinkError) -> bool:
-    """True when a re-run should send the create again (with the same key)."""
-    return isinstance(error, ServerError | RateLimitError | APIConnectionError) or (
+    """
+    True when a re-run should send the create again (with the same key): the
+    server may have made the task (a dropped connection, an unreadable reply,
+    the client closed while the create was out), or refused for a reason
+    that may pass (5xx, 429, a key or permission problem being fixed).
+    """
+    transient = ServerError | RateLimitError | APIConnectionError | MalformedReplyError
+    return isinstance(error, transient | ClientClosedError) or (
         isinstance(error, APIError) and error.status in (0, 401, 403, 408, 409)
     )
 

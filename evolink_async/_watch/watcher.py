@@ -59,6 +59,7 @@ from .._errors import (
     BadRequestError,
     ClientClosedError,
     EvoLinkError,
+    MalformedReplyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -516,6 +517,8 @@ class Watcher:
                 task = await self._reader.poll_task(entry.task_id)
             except EvoLinkError as exc:
                 self._failed_poll([entry], exc)
+            except Exception as exc:  # one task's bad poll must not end every wait
+                self._failed_poll([entry], _unreadable(exc))
             else:
                 self._slowdown.succeeded()
                 self._update(entry, task)
@@ -539,6 +542,9 @@ class Watcher:
             return
         except EvoLinkError as exc:
             self._failed_poll(batch, exc)
+            return
+        except Exception as exc:  # as in _poll_single
+            self._failed_poll(batch, _unreadable(exc))
             return
         self._slowdown.succeeded()
         by_id = {task.id: task for task in tasks}
@@ -625,6 +631,11 @@ class Watcher:
             # poll again after `max_interval`, never sooner than the floor.
             wait = policy.max_interval if wait is None else min(policy.max_interval, wait)
             self._schedule(entry, now + max(policy.min_interval, wait))
+
+
+def _unreadable(exc: Exception) -> MalformedReplyError:
+    """What a reader's unexpected failure counts as: one more unreadable reply."""
+    return MalformedReplyError(f"unreadable poll reply ({type(exc).__name__})")
 
 
 def _origin(task: Task, now: float) -> float:
