@@ -101,10 +101,17 @@ class BatchRun:
 
     Iterate it (`async for outcome in run`) for outcomes in completion order,
     or `await run.results()` for all of them in input order (held in memory:
-    for very large runs, iterate). It starts on first use; `async with run:`
-    makes sure it is stopped and cleaned up if you leave early. `run.stats`
+    for very large runs, iterate). It starts on first use. `run.stats`
     counts as it goes; `run.stop()` stops reading new jobs (created tasks are
     not waited for: re-run with the same journal to pick them up).
+
+    Leaving the `async for` loop early (`break`, an exception in its body)
+    stops the run as `stop()` does: no new create is sent, creates already on
+    their way finish and are journalled, and their tasks go on on the server
+    (a re-run with the same journal picks them up). Python notices the loop
+    is left when it drops the loop's iterator, at once in CPython; to be
+    explicit, or when keeping the iterator, use `async with run:` (which
+    cancels the run on exit) or `contextlib.aclosing(aiter(run))`.
     """
 
     def __init__(
@@ -148,11 +155,45 @@ class BatchRun:
         self._journal: Journal | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._error: BaseException | None = None
+        self._abandoned = False
 
     # -- consumer side -----------------------------------------------------
 
-    def __aiter__(self) -> Self:
-        return self
+    def __aiter__(self) -> AsyncIterator[JobOutcome]:
+        return self._outcomes()
+
+    async def _outcomes(self) -> AsyncIterator[JobOutcome]:
+        """
+        The outcomes for `async for`, as a generator, so that leaving the loop
+        (`break`, an exception in its body) is seen: Python closes the
+        generator as soon as the loop drops it, and the run then stops.
+        """
+        if self._collecting:
+            raise RuntimeError("results() is already consuming this run")
+        self._iterated = True
+        finished = False
+        try:
+            while True:
+                try:
+                    outcome = await self._next()
+                except StopAsyncIteration:
+                    finished = True
+                    return
+                yield outcome
+        finally:
+            if not finished:
+                self._leave()
+
+    def _leave(self) -> None:
+        """The consumer left: create nothing more; let creates in flight finish."""
+        runner = self._runner
+        if runner is None or runner.done():
+            return
+        self._abandoned = True
+        self.stop("the loop over the run was left")
+        if self._receive is not None:
+            # Nobody reads outcomes now: sends are dropped (they are journalled).
+            self._receive.close()
 
     async def __anext__(self) -> JobOutcome:
         if self._collecting:
@@ -265,7 +306,9 @@ class BatchRun:
                 self._finished_ready.set()
         except Exception as exc:
             self._error = exc
-            raise
+            if not self._abandoned:
+                raise
+            logger.warning("batch run left by its consumer ended with an error: %r", exc)
         finally:
             send.close()
             self.stats.finished_at = time.monotonic()
@@ -336,7 +379,7 @@ class BatchRun:
                 self.stats.resumed += 1
             else:
                 self.stats.errors += 1
-            await send.send(outcome)
+            await _deliver(send, outcome)
 
     async def _submit(self, item: Job | Mapping[str, Any], index: int) -> JobOutcome | None:
         """Create (or re-attach) the job's task; an outcome when it ends here."""
@@ -346,12 +389,15 @@ class BatchRun:
             job = read_job(item)
         except ValidationError as exc:
             return JobOutcome(job=job_stand_in(item), error=exc, index=index)
+        except Exception as exc:  # a hostile item (a raising mapping) fails alone
+            error = ValidationError(f"unreadable job ({type(exc).__name__})")
+            return JobOutcome(job=job_stand_in(item), error=error, index=index)
         try:
             body = _models.request_body(job.request, paths=True)
-        except (ValidationError, TypeError, ValueError) as exc:
+            job_print = fingerprint(body)
+        except Exception as exc:  # a value JSON cannot hold fails this job alone
             error = exc if isinstance(exc, ValidationError) else ValidationError(str(exc))
             return JobOutcome(job=job, error=error, index=index)
-        job_print = fingerprint(body)
         job_id = job.id or f"job-{job_print[:16]}"
         job = attrs.evolve(job, id=job_id)
         first, entry = await journal.claim(job_id)
@@ -483,8 +529,9 @@ class BatchRun:
                 await self._journal.finished(active.job.id, journal_record(task, error, path))
             self._active.pop(active.job.id, None)
             self._active_changed.set()
-            await send.send(
-                JobOutcome(job=active.job, task=task, error=error, path=path, index=active.index)
+            await _deliver(
+                send,
+                JobOutcome(job=active.job, task=task, error=error, path=path, index=active.index),
             )
         finally:
             limiter.release_on_behalf_of(active)
@@ -548,6 +595,12 @@ async def _iterate(jobs: JobSource) -> AsyncIterator[Job | Mapping[str, Any]]:
     else:
         for item in jobs:
             yield item
+
+
+async def _deliver(send: MemoryObjectSendStream[JobOutcome], outcome: JobOutcome) -> None:
+    """Hand an outcome to the consumer; dropped when the consumer has left."""
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+        await send.send(outcome)
 
 
 def _not_submitted(reason: str | None) -> NotSubmittedError:
