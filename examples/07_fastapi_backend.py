@@ -4,7 +4,7 @@ The web backend of 04, with FastAPI: one client in a lifespan, a callback route.
 Shows the FastAPI way to share ONE `EvoLinkClient` across requests (made in
 the app's `lifespan`, closed when it stops), an exception handler that turns
 each `EvoLinkError` into a sensible HTTP status, and EvoLink's callback route
-as a plain endpoint that feeds the body to `client.handle_callback` (waiters
+as a plain endpoint that feeds the body to `client.handle_callback_body` (waiters
 on that task wake at once; the client confirms with a GET, since callbacks
 are unsigned).
 
@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import json
 import math
 import secrets
 import socket
@@ -159,11 +158,8 @@ def make_app(
         if not hmac.compare_digest(token.encode(), secret.encode()):
             return JSONResponse({"error": "bad token"}, status_code=403)
         try:
-            payload = json.loads(await request.body())
-            if not isinstance(payload, dict):
-                raise ValidationError("callback body is not a JSON object")
-            client_of(request).handle_callback(payload)
-        except (ValueError, ValidationError):
+            client_of(request).handle_callback_body(await request.body())
+        except ValidationError:
             return JSONResponse({"error": "not a task object"}, status_code=400)
         return Response(status_code=204)
 
