@@ -879,9 +879,10 @@ FILE_CASES: list[tuple[str, type[ModelRequest], str, bytes, int | None, str | No
         (png(1281, 719), ("png", 1281, 719, False)),
         (png(10, 20, alpha=True), ("png", 10, 20, True)),
         (jpeg(1281, 719), ("jpeg", 1281, 719, None)),
-        (webp_vp8x(1281, 719), ("webp", 1281, 719, None)),
-        (webp_vp8(1281, 719), ("webp", 1281, 719, None)),
-        (webp_vp8l(1281, 719), ("webp", 1281, 719, None)),
+        # WebP headers say whether there is alpha (VP8X flag, VP8L bit; VP8 never).
+        (webp_vp8x(1281, 719), ("webp", 1281, 719, False)),
+        (webp_vp8(1281, 719), ("webp", 1281, 719, False)),
+        (webp_vp8l(1281, 719), ("webp", 1281, 719, False)),
         (gif(1281, 719), ("gif", 1281, 719, None)),
         (bmp(1281, -719), ("bmp", 1281, 719, None)),
         (TIFF, ("tiff", None, None, None)),

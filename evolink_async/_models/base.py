@@ -7,8 +7,9 @@ file per vendor) is a `@attrs.frozen(kw_only=True)` subclass of
 and validated at construction: every documented rule is checked and *all*
 problems are raised together as one `ValidationError`. Each field carries its
 rule (from `rules.py`) in its attrs metadata (`_meta`), so `ModelRequest.spec()`,
-the class docstrings (`_document`) and `evolink-async models` are generated
-from what is actually checked.
+the class docstrings (`_request_class`) and `evolink-async models` are generated
+from what is actually checked. Unknown, missing and positional arguments are a
+`ValidationError` too, reported with the rule problems of the fields given.
 
 Defaults versus "unset": every optional field defaults to `None`, meaning
 *unset*, and unset fields are left out of the JSON body, so the server applies
@@ -28,7 +29,9 @@ and a read of the header bytes, see `images.py`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -37,9 +40,18 @@ import attrs
 
 from .._errors import Problem, ValidationError
 from .images import ImageLimits
-from .rules import Rule, UrlList
+from .rules import Rule, UrlList, did_you_mean
 
-__all__ = ["FieldSpec", "M", "ModelRequest", "ModelSpec", "R", "RawRequest", "Request"]
+__all__ = [
+    "FieldSpec",
+    "M",
+    "ModelRequest",
+    "ModelSpec",
+    "R",
+    "RawRequest",
+    "Request",
+    "sort_params",
+]
 
 
 class Request(Protocol):
@@ -53,7 +65,7 @@ class Request(Protocol):
 
 #: Any request type: what `replace_files` takes and gives back.
 R = TypeVar("R", bound=Request)
-#: A model's request class, for class decorators such as `_document`.
+#: A model's request class, for class decorators such as `_request_class`.
 M = TypeVar("M", bound="ModelRequest")
 
 _META = "evolink_async"
@@ -104,15 +116,16 @@ def _optional_items(value: Sequence[str] | None) -> Any:
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
-def first_frame_field(images: ImageLimits) -> Any:
-    """The `image_urls` field of a model that takes exactly one image, the first frame."""
-    return attrs.field(
-        converter=_items,
-        metadata=_meta(
-            UrlList(min_items=1, max_items=1, images=images),
-            required=True,
-            doc="the first frame",
-        ),
+def first_frame_meta(images: ImageLimits) -> dict[str, _FieldDoc]:
+    """
+    The metadata of the `image_urls` field of a model that takes exactly one
+    image, the first frame.
+
+    The field itself is written out in each class, with `converter=_items`,
+    so that type checkers see that a list is accepted.
+    """
+    return _meta(
+        UrlList(min_items=1, max_items=1, images=images), required=True, doc="the first frame"
     )
 
 
@@ -259,8 +272,14 @@ class ModelRequest:
         )
 
 
-def _document(cls: type[M]) -> type[M]:
-    """Append the generated field list to the class docstring."""
+def _request_class(cls: type[M]) -> type[M]:
+    """
+    Finish a request class: its generated field list appended to its
+    docstring, and its constructor made to report unknown, missing and
+    positional arguments as a `ValidationError` (with the rule problems of the
+    fields that were given), never attrs' `TypeError`.
+    """
+    _check_arguments(cls)
     spec = cls.spec()
     lines = ["", f"Model id: `{spec.model}`.", "", "Fields (unset fields are not sent):", ""]
     for f in spec.fields:
@@ -279,9 +298,135 @@ def _document(cls: type[M]) -> type[M]:
     return cls
 
 
+def sort_params(
+    cls: type[ModelRequest], params: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """
+    `params` split for `cls(...)`: the keywords it takes (a missing required
+    field given as None, so that its rule reports it with every other
+    problem), and a problem for each unknown one, with a did-you-mean.
+    """
+    names = [field.name for field in attrs.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in params.items():
+        if key in names:
+            kwargs[key] = value
+        else:
+            hint = did_you_mean(str(key), names)
+            rule = f"unknown field for {cls.model};{hint} valid fields: {', '.join(names)}"
+            problems.append(Problem(field=str(key), value=value, rule=rule))
+    for field in attrs.fields(cls):
+        if field.name not in kwargs and field.default is attrs.NOTHING:
+            kwargs[field.name] = None
+    return kwargs, problems
+
+
+def _check_arguments(cls: type[M]) -> None:
+    """Wrap the attrs-made `__init__` of `cls` so that bad arguments are a `ValidationError`."""
+    init = cls.__init__
+    names = frozenset(field.name for field in attrs.fields(cls))
+    required = tuple(field.name for field in attrs.fields(cls) if field.default is attrs.NOTHING)
+
+    @functools.wraps(init)
+    def checked_init(self: Any, *args: Any, **params: Any) -> None:
+        if not args and params.keys() <= names and all(name in params for name in required):
+            init(self, **params)
+            return
+        kwargs, problems = sort_params(cls, params)
+        if args:
+            rule = f"{cls.__name__} takes keyword arguments only, not {len(args)} positional"
+            problems.insert(0, Problem(field=None, value=args, rule=rule))
+        try:
+            init(self, **kwargs)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+        raise ValidationError(problems, model=cls.model)
+
+    # Type checkers keep seeing the attrs signature; only the errors change.
+    cls.__init__ = checked_init  # type: ignore[method-assign]
+
+
 def _freeze(params: Mapping[str, Any]) -> Any:
     value: object = params  # typed for callers; anything may arrive at run time
     return MappingProxyType(dict(value)) if isinstance(value, Mapping) else value
+
+
+#: How deep JSON values in `RawRequest` params may nest (no API body nests
+#: anywhere near this; the json module itself gives up near 1000).
+_MAX_DEPTH = 100
+#: Problems reported per `RawRequest` before the check stops looking.
+_MAX_PROBLEMS = 50
+
+
+def _json_problems(field: str, value: object, out: list[Problem], *, depth: int = 0) -> None:
+    """
+    A problem for each part of `value` that `json.dumps` (or a strict JSON
+    reader) cannot take: NaN and infinities, non-string keys, lone surrogates,
+    integers Python will not print, cycles, and anything not a JSON type. A
+    `Path` is accepted at depth 0 and 1 only (a param, or an item of a list
+    param), where it is uploaded; deeper, it would never be.
+    """
+    if len(out) >= _MAX_PROBLEMS:
+        return
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                out.append(Problem(field=field, value=value, rule=_SURROGATE))
+        return
+    if isinstance(value, int):
+        try:
+            int.__repr__(value)
+        except ValueError:  # over sys.get_int_max_str_digits(): json.dumps raises too
+            out.append(Problem(field=field, value=value, rule="is an integer too long to send"))
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            rule = "must be a finite number (JSON has no NaN or infinity)"
+            out.append(Problem(field=field, value=value, rule=rule))
+        return
+    if isinstance(value, Path):
+        if depth > 1:
+            rule = (
+                "is a local file nested too deep to be uploaded: a Path may be a param's "
+                "value or an item of a list param"
+            )
+            out.append(Problem(field=field, value=value, rule=rule))
+        return
+    if depth >= _MAX_DEPTH:
+        out.append(Problem(field=field, value=value, rule=f"nests deeper than {_MAX_DEPTH} levels"))
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if item is value:
+                out.append(Problem(field=field, value=value, rule="contains itself"))
+                return
+            _json_problems(f"{field}[{index}]", item, out, depth=depth + 1)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                rule = f"keys must be strings, not {type(key).__name__} ({key!r})"
+                out.append(Problem(field=field, value=value, rule=rule))
+                continue
+            if item is value:
+                out.append(Problem(field=field, value=value, rule="contains itself"))
+                return
+            _json_problems(f"{field}.{key}", key, out, depth=depth + 1)
+            _json_problems(f"{field}.{key}", item, out, depth=depth + 1)
+        return
+    rule = (
+        f"is not a JSON value ({type(value).__name__}); use None, True/False, a number, "
+        "a string, a list or a dict (or a pathlib.Path to upload)"
+    )
+    out.append(Problem(field=field, value=value, rule=rule))
+
+
+_SURROGATE = "is not valid Unicode text (it holds a lone surrogate)"
 
 
 @attrs.frozen(kw_only=False)
@@ -292,18 +437,21 @@ class RawRequest:
     Use it for models this SDK does not know yet (or to bypass a check you
     know to be stale); `params` are the JSON fields besides `model`. A
     `pathlib.Path` among the params (or in a list among them) is uploaded
-    first, like an image field of a known model.
+    first, like an image field of a known model. The params must be JSON:
+    None, booleans, finite numbers, strings, lists and dicts with string keys.
 
     Raises:
         ValidationError: `model` is not a non-empty string, `params` is not a
-            mapping with string keys, or `params` names a different `model`.
+            mapping with string keys, a value is not JSON (NaN, infinity, a
+            set, an object, ...), `params` names a different `model`, or an
+            argument is unknown.
     """
 
     model: str
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze)
 
     def __attrs_post_init__(self) -> None:
-        """Check only the shape of the request."""
+        """Check the shape of the request, and that every param is JSON."""
         problems: list[Problem] = []
         # Typed for callers; anything may arrive at run time.
         model: object = self.model
@@ -313,11 +461,12 @@ class RawRequest:
         if not isinstance(params, Mapping):
             problems.append(Problem(field="params", value=params, rule="must be a mapping"))
         else:
-            problems.extend(
-                Problem(field="params", value=key, rule="keys must be strings")
-                for key in params
-                if not isinstance(key, str)
-            )
+            for key, value in params.items():
+                if not isinstance(key, str):
+                    problems.append(Problem(field="params", value=key, rule="keys must be strings"))
+                    continue
+                _json_problems(key, key, problems)
+                _json_problems(key, value, problems)
             if "model" in params and params["model"] != model:
                 problems.append(
                     Problem(
@@ -328,3 +477,44 @@ class RawRequest:
                 )
         if problems:
             raise ValidationError(problems, model=model if isinstance(model, str) else None)
+
+
+def _check_raw_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """The attrs-made `RawRequest.__init__`, with bad arguments a `ValidationError`."""
+
+    @functools.wraps(init)
+    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        free = _RAW_ARGUMENTS[len(args) :]
+        if len(args) <= 2 and (args or "model" in kwargs) and all(name in free for name in kwargs):
+            init(self, *args, **kwargs)
+            return
+        given = dict(zip(_RAW_ARGUMENTS, args, strict=False))
+        problems: list[Problem] = []
+        if len(args) > len(_RAW_ARGUMENTS):
+            rule = f"RawRequest takes model and params, not {len(args)} positional arguments"
+            problems.append(Problem(field=None, value=args, rule=rule))
+        for name, value in kwargs.items():
+            if name not in _RAW_ARGUMENTS:
+                hint = did_you_mean(name, _RAW_ARGUMENTS)
+                rule = f"unknown argument;{hint} RawRequest takes model and params"
+                problems.append(Problem(field=name, value=value, rule=rule))
+            elif name in given:
+                problems.append(Problem(field=name, value=value, rule="is given twice"))
+            else:
+                given[name] = value
+        if "model" not in given:
+            problems.append(Problem(field="model", value=None, rule="is required"))
+        else:
+            try:
+                init(self, **given)
+            except ValidationError as exc:
+                problems.extend(exc.problems)
+        model = given.get("model")
+        raise ValidationError(problems, model=model if isinstance(model, str) else None)
+
+    return checked_init
+
+
+_RAW_ARGUMENTS = ("model", "params")
+# Type checkers keep seeing the attrs signature; only the errors change.
+RawRequest.__init__ = _check_raw_arguments(RawRequest.__init__)  # type: ignore[method-assign]

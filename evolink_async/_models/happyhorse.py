@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import attrs
 
-from .base import ModelRequest, _document, _meta, _whole_number, first_frame_field
+from .base import ModelRequest, _items, _meta, _request_class, _whole_number, first_frame_meta
 from .images import MIB, ImageLimits
 from .rules import CallbackUrl, Choice, Integer, Text
 
@@ -24,7 +24,7 @@ __all__ = ["HappyHorseImageToVideo"]
 _SEED = Integer(min=1, max=2147483647)
 
 
-@_document
+@_request_class
 @attrs.frozen(kw_only=True)
 class HappyHorseImageToVideo(ModelRequest):
     """
@@ -40,7 +40,9 @@ class HappyHorseImageToVideo(ModelRequest):
         max_aspect=2.5,
     )
 
-    image_urls: tuple[str | Path, ...] = first_frame_field(_image_limits)
+    image_urls: tuple[str | Path, ...] = attrs.field(
+        converter=_items, metadata=first_frame_meta(_image_limits)
+    )
     prompt: str | None = attrs.field(
         default=None,
         metadata=_meta(

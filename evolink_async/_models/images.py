@@ -4,17 +4,22 @@ Local images: what can be known about a `pathlib.Path` before uploading it.
 A request may name a local image (`image_urls=[Path("cat.png")]`); the client
 uploads it to the files API and sends the returned URL. Before that, this module
 checks what a server would reject anyway, so the user learns it at once and
-without paying for an upload: the file exists, its size is within the model's
-limit, its format (read from its first bytes, never from its name) is one the
-model *and* the files API accept, and, when the header says so, its width,
-height, aspect ratio and transparency are within the model's limits.
+without paying for an upload: the file exists and is a regular file (a
+directory, FIFO or device is refused unread, and opening one never blocks), its
+size is within the model's limit, its format (read from its first bytes, never
+from its name) is one the model *and* the files API accept, and, when the
+header says so, its width, height, aspect ratio and transparency are within the
+model's limits. Transparency is what decoders honour: a PNG alpha colour type
+or a `tRNS` chunk before the image data; a WebP VP8X alpha flag, an `ALPH`
+chunk (of the image or of any animation frame) or a VP8L `alpha_is_used` bit.
 
 Each vendor page is its model's source of truth for formats (the fast Seedance
 page's extra bmp, tiff and gif apply to that model only), but a local `Path`
 must also be a format the files API uploads (jpeg/png/gif/webp): a bmp or tiff
 `Path` is rejected with a message saying so (host it and pass a URL).
 
-Only a few header bytes are read; no image library is needed. A header this
+Only header bytes are read (for PNG and WebP, the chunk headers before the image
+data); no image library is needed. A header this
 module cannot read (an unusual JPEG, say) skips the pixel checks rather than
 failing: the server has the last word. The client also sniffs the format of a
 file it uploads (`sniff_format`), to send the right content type.
@@ -22,6 +27,8 @@ file it uploads (`sniff_format`), to send the right content type.
 
 from __future__ import annotations
 
+import os
+import stat as stat_mode
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -30,10 +37,14 @@ import attrs
 
 __all__ = [
     "FILES_API_FORMATS",
+    "FILES_API_MAX_BYTES",
     "MIB",
     "ImageInfo",
     "ImageLimits",
+    "NotRegularFileError",
     "check_image_file",
+    "file_kind",
+    "open_regular",
     "read_image_info",
     "sniff_format",
 ]
@@ -43,6 +54,15 @@ FILES_API_FORMATS: frozenset[str] = frozenset({"jpeg", "png", "gif", "webp"})
 
 #: Bytes in the pages' "MB", read as MiB (the lenient reading).
 MIB = 1024 * 1024
+
+#: The largest file `upload_file` sends. The files API documents no limit
+#: (API-NOTES), so this is the largest image any model here takes (30 MB, both
+#: Seedance pages): a larger upload could be used by no model.
+FILES_API_MAX_BYTES = 30 * MIB
+
+# Opening a FIFO for reading blocks until a writer comes; O_NONBLOCK makes the
+# open return at once (and does nothing to reads of a regular file).
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 # How far a JPEG's segments are followed looking for the frame header: EXIF and
 # ICC segments come first and can be large, but not larger than this in practice.
@@ -94,6 +114,52 @@ class ImageInfo:
     alpha: bool | None = None
 
 
+class NotRegularFileError(OSError):
+    """The path names a directory, FIFO, device or socket, not a regular file."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"not a regular file: {path} is {kind}")
+        self.kind = kind
+
+
+def file_kind(mode: int) -> str | None:
+    """What a file of `st_mode` is in words (`a FIFO`, ...), or None for a regular file."""
+    if stat_mode.S_ISREG(mode):
+        return None
+    for test, kind in (
+        (stat_mode.S_ISDIR, "a directory"),
+        (stat_mode.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat_mode.S_ISCHR, "a character device"),
+        (stat_mode.S_ISBLK, "a block device"),
+        (stat_mode.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """
+    `path` opened for binary reading, if it is a regular file.
+
+    The open never blocks (a FIFO, a device), and the kind is checked on the
+    opened file itself, so a path swapped after an earlier `stat` is caught.
+
+    Raises:
+        NotRegularFileError: a directory, FIFO, device or socket.
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotRegularFileError(path, kind)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def sniff_format(head: bytes) -> str | None:
     """
     The image format that `head` (a file's first bytes) starts with.
@@ -116,13 +182,44 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def _png(head: bytes) -> ImageInfo:
+def _png(stream: BinaryIO, head: bytes) -> ImageInfo:
     if len(head) < 26 or head[12:16] != b"IHDR":
         return ImageInfo(format="png")
     width, height = struct.unpack(">II", head[16:24])
     color_type = head[25]
-    # Colour types 4 (grey + alpha) and 6 (RGBA) carry an alpha channel.
-    return ImageInfo(format="png", width=width, height=height, alpha=color_type in (4, 6))
+    # Colour types 4 (grey + alpha) and 6 (RGBA) carry an alpha channel; the
+    # others may still be transparent through a tRNS chunk.
+    alpha = color_type in (4, 6) or _png_transparency(stream, color_type)
+    return ImageInfo(format="png", width=width, height=height, alpha=alpha)
+
+
+def _png_transparency(stream: BinaryIO, color_type: int) -> bool:
+    """
+    Whether a tRNS chunk makes the image transparent: the chunks are walked
+    from the signature to the first IDAT (after which tRNS is not allowed).
+
+    A palette image is transparent when any palette entry's alpha is below
+    255; a grey or RGB image names a colour that is drawn transparent.
+    """
+    stream.seek(8)
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return False
+        length, kind = struct.unpack(">I4s", header)
+        if kind in (b"IDAT", b"IEND") or length > _PNG_MAX_CHUNK:
+            return False
+        if kind == b"tRNS":
+            if color_type != 3:
+                return True
+            alphas = stream.read(min(length, 256))
+            return any(alpha < 255 for alpha in alphas)
+        stream.seek(length + 4, 1)  # the data and the CRC
+
+
+# PNG chunk lengths are at most 2**31 - 1; anything larger is a broken file.
+_PNG_MAX_CHUNK = 2**31 - 1
+_WEBP_ALPHA_FLAG = 0x10  # VP8X flags: Rsv Rsv ICC Alpha EXIF XMP Animation Rsv
 
 
 def _gif(head: bytes) -> ImageInfo:
@@ -132,21 +229,54 @@ def _gif(head: bytes) -> ImageInfo:
     return ImageInfo(format="gif", width=width, height=height)
 
 
-def _webp(head: bytes) -> ImageInfo:
+def _vp8l_alpha(header: bytes) -> bool:
+    """A VP8L bitstream's `alpha_is_used` bit (after 14 + 14 bits of size)."""
+    return len(header) >= 5 and header[0] == 0x2F and bool(header[4] & 0x10)
+
+
+def _webp(stream: BinaryIO, head: bytes) -> ImageInfo:
     chunk = head[12:16]
     if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        # The simple lossy format has no alpha (that needs VP8X + ALPH).
         width, height = struct.unpack("<HH", head[26:30])
-        return ImageInfo(format="webp", width=width & 0x3FFF, height=height & 0x3FFF)
+        return ImageInfo(format="webp", width=width & 0x3FFF, height=height & 0x3FFF, alpha=False)
     if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
         bits = int.from_bytes(head[21:25], "little")
         return ImageInfo(
-            format="webp", width=(bits & 0x3FFF) + 1, height=((bits >> 14) & 0x3FFF) + 1
+            format="webp",
+            width=(bits & 0x3FFF) + 1,
+            height=((bits >> 14) & 0x3FFF) + 1,
+            alpha=_vp8l_alpha(head[20:25]),
         )
     if chunk == b"VP8X" and len(head) >= 30:
         width = int.from_bytes(head[24:27], "little") + 1
         height = int.from_bytes(head[27:30], "little") + 1
-        return ImageInfo(format="webp", width=width, height=height)
+        # Decoders honour an ALPH chunk or a VP8L alpha bit even when the flag
+        # is not set, so the chunks (and those of animation frames) are read too.
+        alpha = bool(head[20] & _WEBP_ALPHA_FLAG) or _webp_chunks_alpha(stream, 30, None)
+        return ImageInfo(format="webp", width=width, height=height, alpha=alpha)
     return ImageInfo(format="webp")
+
+
+def _webp_chunks_alpha(stream: BinaryIO, start: int, end: int | None) -> bool:
+    """Whether a chunk from `start` (to `end`, or the file's end) carries alpha."""
+    position = start
+    while end is None or position + 8 <= end:
+        stream.seek(position)
+        header = stream.read(8)
+        if len(header) < 8:
+            return False
+        kind, size = header[:4], int.from_bytes(header[4:], "little")
+        if kind == b"ALPH":
+            return True
+        if kind == b"VP8L":
+            return _vp8l_alpha(stream.read(5))
+        if kind == b"VP8 ":
+            return False  # an ALPH chunk comes before the lossy bitstream it belongs to
+        if kind == b"ANMF" and _webp_chunks_alpha(stream, position + 24, position + 8 + size):
+            return True
+        position += 8 + size + (size & 1)  # chunks are padded to an even size
+    return False
 
 
 def _bmp(head: bytes) -> ImageInfo:
@@ -194,17 +324,18 @@ def read_image_info(path: Path) -> ImageInfo:
     The format (by magic bytes) and, when the header says, size of an image file.
 
     Raises:
-        OSError: the file cannot be opened or read.
+        OSError: the file cannot be opened or read, or is not a regular file
+            (`NotRegularFileError`).
     """
-    with path.open("rb") as stream:
+    with open_regular(path) as stream:
         head = stream.read(64)
         kind = sniff_format(head)
         if kind == "png":
-            return _png(head)
+            return _png(stream, head)
         if kind == "gif":
             return _gif(head)
         if kind == "webp":
-            return _webp(head)
+            return _webp(stream, head)
         if kind == "bmp":
             return _bmp(head)
         if kind == "jpeg":
@@ -228,8 +359,9 @@ def check_image_file(path: Path, limits: ImageLimits) -> list[str]:
         return [f"local file not found: {path}"]
     except OSError as exc:
         return [f"cannot read local file: {exc}"]
-    if not path.is_file():
-        return [f"not a regular file: {path}"]
+    kind = file_kind(stat.st_mode)
+    if kind is not None:
+        return [f"not a regular file: {path} is {kind}"]
     problems: list[str] = []
     if stat.st_size > limits.max_bytes:
         problems.append(
@@ -238,6 +370,8 @@ def check_image_file(path: Path, limits: ImageLimits) -> list[str]:
         )
     try:
         info = read_image_info(path)
+    except NotRegularFileError as exc:
+        return [f"not a regular file: {path} is {exc.kind}"]
     except OSError as exc:
         return [*problems, f"cannot read local file: {exc}"]
     accepted = ", ".join(limits.formats)
@@ -260,8 +394,8 @@ def check_image_file(path: Path, limits: ImageLimits) -> list[str]:
         problems.extend(_pixel_problems(info.width, info.height, limits))
     if info.alpha and not limits.alpha:
         problems.append(
-            "PNG has an alpha (transparency) channel, which this model does not support; "
-            "save it without transparency (RGB)"
+            f"{info.format.upper()} has transparency (an alpha channel, a tRNS chunk or an "
+            "alpha flag), which this model does not support; save it without transparency"
         )
     return problems
 

@@ -3,8 +3,9 @@ The models this SDK validates: model id -> request class, and params -> request.
 
 `build_request` is how `client.submit(model_id, **params)` becomes a request
 object. Required fields are required keyword arguments of each class, so type
-checkers flag a missing one; through `build_request` a missing or unknown field
-is a `ValidationError` like any other problem, never a `TypeError`.
+checkers flag a missing one; at run time a missing or unknown field is a
+`ValidationError` like any other problem, never a `TypeError`, whether the
+class is called directly or through `build_request`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-import attrs
-
 from .._errors import Problem, ValidationError
-from .base import ModelRequest, ModelSpec, RawRequest, Request
+from .base import ModelRequest, ModelSpec, RawRequest, Request, sort_params
 from .happyhorse import HappyHorseImageToVideo
 from .rules import did_you_mean
 from .seedance import SeedanceFastImageToVideo, SeedanceImageToVideo
@@ -74,25 +73,11 @@ def build_request(model_or_request: str | Request, params: Mapping[str, Any]) ->
             f"unknown model {model!r};{hint} known models: {', '.join(sorted(MODELS))}. "
             f"To send it anyway, use RawRequest({model!r}, params)"
         )
-    names = [field.name for field in attrs.fields(cls)]
-    problems: list[Problem] = []
-    kwargs: dict[str, Any] = {}
-    for key, value in params.items():
-        if key in names:
-            kwargs[key] = value
-        elif key == "model":
-            if value != model:
-                rule = f"names a different model than {model!r}; give the model once"
-                problems.append(Problem(field="model", value=value, rule=rule))
-        else:
-            hint = did_you_mean(str(key), names)
-            rule = f"unknown field for {model};{hint} valid fields: {', '.join(names)}"
-            problems.append(Problem(field=str(key), value=value, rule=rule))
-    for field in attrs.fields(cls):
-        # A missing required field is passed as None so that its rule reports
-        # it together with every other problem, instead of a TypeError.
-        if field.name not in kwargs and field.default is attrs.NOTHING:
-            kwargs[field.name] = None
+    fields = {key: value for key, value in params.items() if key != "model"}
+    kwargs, problems = sort_params(cls, fields)
+    if "model" in params and params["model"] != model:
+        rule = f"names a different model than {model!r}; give the model once"
+        problems.insert(0, Problem(field="model", value=params["model"], rule=rule))
     try:
         request = cls(**kwargs)
     except ValidationError as exc:

@@ -14,16 +14,15 @@ handled by the caller (required or left out of the JSON body).
 URLs are checked for form only: absolute http(s) with a host, and no `data:`
 URLs (API-NOTES says generation takes URLs only). Private hosts are not refused
 for *image* URLs (the local mock serves uploads on 127.0.0.1), only for
-`callback_url`, where the pages forbid them. A local `Path` in an image field
-gets the checks of `images.py` instead.
+`callback_url`, where the pages forbid them (`hosts.py` reads the host as URL
+parsers do and judges it). A local `Path` in an image field gets the checks of
+`images.py` instead.
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
-import socket
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._errors import Problem
+from .hosts import callback_host_problem
 from .images import ImageLimits, check_image_file
 
 __all__ = [
@@ -368,35 +368,6 @@ class UrlList:
             _check_ref(f"{field}[{index}]", item, self.images, out)
 
 
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    host = host.split("%", 1)[0]  # an IPv6 zone id ("fe80::1%eth0") is not part of the address
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    # Resolvers also read legacy IPv4 forms ("127.1", "2130706433", "0x7f.1")
-    # as addresses: judge them as the address they stand for.
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        return None  # a host name: not resolved here, the API resolves it
-
-
-def _non_public_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _non_public_reason(ip.ipv4_mapped)
-    for attribute, what in (
-        ("is_unspecified", "an unspecified"),
-        ("is_loopback", "a loopback"),
-        ("is_link_local", "a link-local"),
-        ("is_private", "a private"),
-        ("is_reserved", "a reserved"),
-    ):
-        if getattr(ip, attribute):
-            return what
-    return None
-
-
 def callback_url_problems(value: str) -> list[str]:
     """Every way `value` breaks the API's callback_url rules."""
     problems: list[str] = []
@@ -407,22 +378,11 @@ def callback_url_problems(value: str) -> list[str]:
     form = url_form_problem(value)
     if form is not None:
         return [*problems, form]
-    parts = urlsplit(value)
-    if parts.scheme.lower() != "https":
+    if urlsplit(value).scheme.lower() != "https":
         problems.append("must use https:// (the API only calls back over HTTPS)")
-    host = (parts.hostname or "").rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        problems.append(
-            f"host {host!r} is loopback; the API refuses callbacks to private or loopback hosts"
-        )
-    else:
-        ip = _ip_literal(host)
-        reason = _non_public_reason(ip) if ip is not None else None
-        if reason is not None:
-            problems.append(
-                f"host {host} is {reason} address; the API refuses callbacks to "
-                "private, loopback or link-local addresses"
-            )
+    host = callback_host_problem(value)
+    if host is not None:
+        problems.append(host)
     return problems
 
 
@@ -434,7 +394,10 @@ class CallbackUrl:
 
     def describe(self) -> str:
         """The rules in words."""
-        return f"https; <= {MAX_CALLBACK_URL_LENGTH} chars; no localhost/private/loopback IP"
+        return (
+            f"https; <= {MAX_CALLBACK_URL_LENGTH} chars; no localhost, no private, loopback, "
+            "link-local, multicast or reserved IP"
+        )
 
     def check(self, field: str, value: object, out: list[Problem]) -> None:
         """Type, scheme, length and host."""

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, cast
 
 import attrs
 
-from .base import ModelRequest, _document, _field_doc, _items, _meta, _whole_number
+from .base import ModelRequest, _field_doc, _items, _meta, _request_class, _whole_number
 from .images import MIB, ImageLimits
 from .rules import Boolean, CallbackUrl, Choice, Integer, Text, UrlList
 
@@ -95,7 +95,7 @@ def _own_image_limits(cls: type, fields: list[attrs.Attribute[Any]]) -> list[att
     return [own(field) for field in fields]
 
 
-@_document
+@_request_class
 @attrs.frozen(kw_only=True, field_transformer=_own_image_limits)
 class SeedanceImageToVideo(_SeedanceFields):
     """
@@ -115,7 +115,7 @@ class SeedanceImageToVideo(_SeedanceFields):
     )
 
 
-@_document
+@_request_class
 @attrs.frozen(kw_only=True, field_transformer=_own_image_limits)
 class SeedanceFastImageToVideo(_SeedanceFields):
     """

@@ -24,11 +24,12 @@ import attrs
 from .._errors import Problem
 from .base import (
     ModelRequest,
-    _document,
+    _items,
     _meta,
     _optional_items,
+    _request_class,
     _whole_number,
-    first_frame_field,
+    first_frame_meta,
 )
 from .images import MIB, ImageLimits
 from .rules import Boolean, CallbackUrl, Choice, Integer, Text, Url, UrlList
@@ -51,7 +52,7 @@ _WAN_FORBIDDEN: Mapping[str, tuple[str, ...]] = {
 }
 
 
-@_document
+@_request_class
 @attrs.frozen(kw_only=True)
 class Wan27ImageToVideo(ModelRequest):
     """
@@ -184,7 +185,7 @@ class Wan27ImageToVideo(ModelRequest):
                 )
 
 
-@_document
+@_request_class
 @attrs.frozen(kw_only=True)
 class Wan25ImageToVideo(ModelRequest):
     """
@@ -203,7 +204,9 @@ class Wan25ImageToVideo(ModelRequest):
     prompt: str = attrs.field(
         metadata=_meta(Text(required=True, max_chars=1000), required=True, doc="what happens")
     )
-    image_urls: tuple[str | Path, ...] = first_frame_field(_image_limits)
+    image_urls: tuple[str | Path, ...] = attrs.field(
+        converter=_items, metadata=first_frame_meta(_image_limits)
+    )
     duration: int | None = attrs.field(
         default=None,
         converter=_whole_number,

@@ -35,8 +35,10 @@ How the pages were read where they leave room:
   exactly one URL.
 - **callback_url**: a string of at most 2048 characters, scheme `https`, a
   host that is not `localhost` and not an IP literal that is loopback,
-  private, link-local or unspecified (IPv4-mapped IPv6 forms included).
-  Host names are not resolved.
+  private, link-local, unspecified, in the shared address space
+  (100.64.0.0/10, carrier-grade NAT: never a public host) or multicast (no
+  one answers an HTTPS POST there); IPv4-mapped IPv6 forms included. Host
+  names are not resolved.
 
 Field checks run in the order the fields are listed below for each model;
 the first problem wins.
@@ -64,6 +66,9 @@ WAN25: Final = "wan2.5-image-to-video"
 
 SEED_MAX: Final = 2_147_483_647
 CALLBACK_URL_MAX: Final = 2048
+# RFC 6598's carrier-grade NAT range: Python's ipaddress calls it neither
+# private nor global.
+_SHARED_ADDRESS_SPACE: Final = ipaddress.IPv4Network("100.64.0.0/10")
 _SEEDANCE_ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "adaptive")
 _WAN27_MODES: Final = ("first_frame", "first_last_frame", "video_continuation")
 
@@ -238,10 +243,17 @@ def _callback_url(name: str, value: Any) -> Violation | None:
             return None  # a host name: not resolved, accepted
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified:
+    if (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_unspecified
+        or ip.is_multicast
+        or ip in _SHARED_ADDRESS_SPACE
+    ):
         return Violation(
             param=name,
-            message=f"{name} must not be a loopback, private or link-local address",
+            message=f"{name} must not be a loopback, private, link-local or multicast address",
         )
     return None
 
