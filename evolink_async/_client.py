@@ -42,10 +42,14 @@ from ._api.transport import Transport
 from ._api.uploads import Uploads
 from ._batch.jobs import JobSource
 from ._batch.runner import DEFAULT_MAX_ACTIVE, BatchRun
-from ._config import client_config
+from ._config import (
+    check_batch_arguments,
+    check_download_arguments,
+    check_wait_options,
+    client_config,
+)
 from ._convert import MalformedResponseError, structure_task
 from ._errors import ClientClosedError, ValidationError
-from ._numbers import is_number
 from ._values import Credits, Task, UploadedFile
 from ._watch.policy import PollPolicy
 from ._watch.watcher import Watcher
@@ -117,6 +121,7 @@ class EvoLinkClient:
             retry=retry,
             max_video_bytes=max_video_bytes,
             download_timeout=download_timeout,
+            session=session,
         )
         self._config = config
         self.base_url = config.base_url
@@ -233,7 +238,9 @@ class EvoLinkClient:
             APIError: the API refused (a subclass per status).
             APIConnectionError: no answer after every retry.
         """
-        key = check_idempotency_key(idempotency_key or new_idempotency_key())
+        key = check_idempotency_key(
+            new_idempotency_key() if idempotency_key is None else idempotency_key
+        )
         request = _models.build_request(model_or_request, params)
         request, _ = await self._uploads.resolve(request)
         body = json.dumps(_models.request_body(request), separators=(",", ":")).encode()
@@ -284,8 +291,7 @@ class EvoLinkClient:
             task_id, initial = task_or_id.id, task_or_id
         else:
             task_id, initial = check_task_id(task_or_id), None
-        if timeout is not None and (not is_number(timeout) or not timeout >= 0):
-            raise ValidationError(f"timeout={timeout!r}: must be a number of seconds >= 0")
+        check_wait_options(timeout, on_progress)
         # Bind the session to this loop now: a closed client or a second
         # loop fails here, not inside the shared poll loop.
         self._transport.bind()
@@ -312,6 +318,7 @@ class EvoLinkClient:
 
         Returns the completed task; raises as `submit` and `wait` do.
         """
+        check_wait_options(timeout, on_progress)
         task = await self.submit(model_or_request, idempotency_key=idempotency_key, **params)
         return await self.wait(task, timeout=timeout, on_progress=on_progress)
 
@@ -388,6 +395,7 @@ class EvoLinkClient:
             A `BatchRun`: iterate it for outcomes in completion order, or
             `await run.results()` for all of them in input order.
         """
+        check_batch_arguments(jobs, journal, download_dir)
         return BatchRun(
             jobs,
             endpoints=self._endpoints,
@@ -420,6 +428,7 @@ class EvoLinkClient:
             FileExistsError: `dest` exists and `overwrite` is False.
             APIError / APIConnectionError: retries ran out; no partial file is left.
         """
+        check_download_arguments(task, dest, overwrite)
         url = task.video_url
         if not url:
             raise ValidationError(

@@ -31,8 +31,10 @@ def _plain(model: str, field: str, value: object, *, paths: bool = False) -> obj
     items = value if isinstance(value, list | tuple) else None
     if paths:
         if items is not None:
-            return [f"local file {item}" if isinstance(item, Path) else item for item in items]
-        return f"local file {value}" if isinstance(value, Path) else value
+            return [
+                f"local file {item}" if isinstance(item, Path) else _json(item) for item in items
+            ]
+        return f"local file {value}" if isinstance(value, Path) else _json(value)
     for item in items if items is not None else (value,):
         if isinstance(item, Path):
             rule = (
@@ -40,7 +42,16 @@ def _plain(model: str, field: str, value: object, *, paths: bool = False) -> obj
                 "(client.submit does this) and pass its URL"
             )
             raise ValidationError([Problem(field=field, value=item, rule=rule)], model=model)
-    return list(items) if items is not None else value
+    return _json(value)
+
+
+def _json(value: object) -> object:
+    """`value` with every mapping a dict and every tuple a list, as `json.dumps` needs."""
+    if isinstance(value, list | tuple):
+        return [_json(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _json(item) for key, item in value.items()}
+    return value
 
 
 def request_body(request: Request, *, paths: bool = False) -> dict[str, Any]:
