@@ -13,7 +13,7 @@ protocol), never through the client.
 | `get_task(id)` / `poll_task(id)` | `GET /v1/tasks/{id}` (`poll_task`: one attempt) |
 | `poll_tasks(ids)` | `POST /v1/tasks/batch` (one attempt) |
 | `get_credits()` | `GET /v1/credits` |
-| `upload(data, ...)` | `POST {files}/api/v1/files/upload/stream` |
+| `upload(data or part, ...)` | `POST {files}/api/v1/files/upload/stream` |
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple, Protocol
 from urllib.parse import quote
 
 import aiohttp
+import aiohttp.payload
 
 from .._errors import ValidationError
 from .._values import Credits, Task, UploadedFile
@@ -187,13 +188,24 @@ class Endpoints:
         )
 
     async def upload(
-        self, data: bytes, *, name: str, mime: str, file_name: str | None
+        self,
+        data: bytes | Callable[[], aiohttp.payload.Payload],
+        *,
+        name: str,
+        mime: str,
+        file_name: str | None,
     ) -> UploadedFile:
-        """Store an image with the files API (multipart, rebuilt per attempt)."""
+        """
+        Store an image with the files API (multipart, rebuilt per attempt).
+
+        `data` is the file's bytes, or a factory of the file part that is
+        called once per attempt (a part streamed from disk is sent only once).
+        """
 
         def form() -> aiohttp.FormData:
             fields = aiohttp.FormData()
-            fields.add_field("file", data, filename=name, content_type=mime)
+            part = data if isinstance(data, bytes) else data()
+            fields.add_field("file", part, filename=name, content_type=mime)
             if file_name:
                 fields.add_field("file_name", file_name)
             return fields
