@@ -21,6 +21,7 @@ The whole tree::
     │   └── APITimeoutError
     ├── ClientClosedError (also RuntimeError)   the client was closed
     ├── NotSubmittedError                       a batch job the run stopped before sending
+    ├── JournalError                            a batch journal that cannot be used
     ├── TaskFailedError                         .task .code .message .retryable
     ├── TaskCancelledError                      .task
     └── WaitTimeoutError (also TimeoutError)    .task (last snapshot)
@@ -51,6 +52,7 @@ __all__ = [
     "EvoLinkError",
     "IdempotencyConflictError",
     "InsufficientCreditsError",
+    "JournalError",
     "MalformedReplyError",
     "NotFoundError",
     "NotSubmittedError",
@@ -129,7 +131,10 @@ class Problem:
 
 
 def _short_repr(value: object, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # a number too long to write, a __repr__ that raises
+        return f"<{type(value).__name__} that cannot be shown>"
     if len(text) > limit:
         return f"{text[: limit - 15]}...<{len(text)} chars>"
     return text
@@ -272,6 +277,17 @@ class NotSubmittedError(EvoLinkError):
     """
     A batch job read but never sent, because the run stopped first (no
     credits left, Ctrl-C, `run.stop()`); re-run to send it.
+    """
+
+
+class JournalError(EvoLinkError):
+    """
+    A batch journal cannot be used: another run holds it, it is another
+    program's file (left untouched), or reading or writing it failed (a full
+    disk, a damaged file).
+
+    A run refused its journal at the start sent nothing; one whose journal
+    failed mid-run stops, and everything journalled before is kept.
     """
 
 

@@ -31,6 +31,7 @@ from aiohttp import web
 from ._client import MAX_CALLBACK_BYTES as _MAX_CALLBACK_BYTES
 from ._client import EvoLinkClient
 from ._errors import ValidationError
+from ._text import printable
 
 __all__ = ["callback_handler"]
 
@@ -67,7 +68,7 @@ def callback_handler(
         try:
             client.handle_callback_body(b"".join(chunks))
         except ValidationError as exc:
-            logger.info("rejected a callback body: %s", exc)
+            logger.info("rejected a callback body: %s", printable(exc))
             return web.json_response({"error": "not a task object"}, status=400)
         return web.Response(status=204)
 

@@ -23,7 +23,7 @@ MAX_LINES: Final = 700
 
 #: Layers, lowest first: a module may import its own layer and those below.
 LAYERS: Final = (
-    ("_version", "_numbers", "_public", "_errors", "_values"),
+    ("_version", "_numbers", "_public", "_errors", "_values", "_text"),
     ("_models", "_convert"),
     ("_api",),
     ("_watch",),

@@ -30,6 +30,7 @@ import aiohttp
 import aiohttp.payload
 
 from .._errors import ValidationError
+from .._text import printable
 from .._values import Credits, Task, UploadedFile
 from .decode import Response, read_credits, read_task, read_tasks, read_upload
 from .transport import Transport
@@ -146,7 +147,7 @@ class Endpoints:
             logger.info(
                 "create replayed by the server for key %s: task %s",
                 idempotency_key,
-                created.task.id,
+                printable(created.task.id),
             )
         return created
 

@@ -43,6 +43,7 @@ from .._errors import (
     ClientClosedError,
     MalformedReplyError,
 )
+from .._text import printable
 from .._version import __version__
 from .decode import (
     MAX_REPLY_BYTES,
@@ -435,7 +436,7 @@ class Transport:
                 path,
                 status,
                 (time.monotonic() - started) * 1000,
-                request_id_of(resp_headers, self._redactor),
+                printable(request_id_of(resp_headers, self._redactor)),
             )
         payload = inflate(payload, resp_headers.get("Content-Encoding"))
         if 200 <= status < 300:

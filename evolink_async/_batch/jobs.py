@@ -7,12 +7,20 @@ one reader of a job dict.
 `client.batch`, `evolink-async validate` and `evolink-async batch` all call
 it, so a job one of them accepts the others accept too, and every problem of a
 job is reported at once, each naming its field, its value and the rule.
+
+A job must also be something JSON, the journal and a terminal can hold: no
+string with a lone surrogate (no UTF-8 can write it), no NaN or infinity,
+no nesting deeper than `MAX_JOB_DEPTH`. `read_job` refuses anything else
+with a `ValidationError`, and `job_stand_in` names any item, however
+hostile, without raising: one bad job never ends a run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import time
 from collections.abc import AsyncIterable, Iterable, Mapping
 from pathlib import Path
@@ -23,11 +31,14 @@ import attrs
 from .. import _models
 from .._errors import EvoLinkError, Problem, ValidationError
 from .._models.rules import did_you_mean
+from .._numbers import is_whole
+from .._text import printable
 from .._values import Task, TaskStatus
 from .records import outcome_record
 
 __all__ = [
     "JOB_KEYS",
+    "MAX_JOB_DEPTH",
     "BatchStats",
     "Job",
     "JobOutcome",
@@ -40,6 +51,10 @@ __all__ = [
 
 #: Keys of a job dict that are not request fields.
 JOB_KEYS: Final = frozenset({"id", "model", "metadata"})
+#: Levels of objects and arrays a job may nest: far more than any request or
+#: metadata needs, and far below the interpreter's recursion limit, which
+#: `json.dumps`, `repr` and the journal would otherwise meet mid-run.
+MAX_JOB_DEPTH: Final = 100
 
 
 def _freeze(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -176,17 +191,23 @@ def job_id_of(value: object) -> str | None:
     A job dict's `id` as text: a non-blank string, or a whole number.
 
     Raises:
-        ValidationError: any other value (blank, a float, a list, ...).
+        ValidationError: any other value (blank, a float, a list, a string
+            with a lone surrogate, a number too long to write, ...).
     """
     if value is None:
         return None
+    rule = "a job id must be a non-empty string or number"
     if isinstance(value, str) and value.strip():
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise ValidationError(
-        [Problem(field="id", value=value, rule="a job id must be a non-empty string or number")]
-    )
+        if _writable(value):
+            return value
+        rule = "a job id must be valid Unicode text (it holds a lone surrogate)"
+    elif is_whole(value):
+        try:
+            # `int.__repr__`: the digits, whatever an int subclass's __str__ says.
+            return int.__repr__(value)
+        except ValueError:  # over the interpreter's limit on digits
+            rule = "a job id number must be short enough to write out"
+    raise ValidationError([Problem(field="id", value=value, rule=rule)])
 
 
 def read_job(item: object) -> Job:
@@ -202,9 +223,19 @@ def read_job(item: object) -> Job:
         if given is not None and not (isinstance(given, str) and given.strip()):
             rule = "a job id must be a non-empty string"
             raise ValidationError([Problem(field="id", value=given, rule=rule)])
+        if isinstance(given, str) and not _writable(given):
+            rule = "a job id must be valid Unicode text (it holds a lone surrogate)"
+            raise ValidationError([Problem(field="id", value=given, rule=rule)])
+        if _model_of(item.request) is None:
+            rule = "must be a request object (a model's class or RawRequest)"
+            raise ValidationError([Problem(field="request", value=item.request, rule=rule)])
         return item
     if not isinstance(item, Mapping):
         raise ValidationError(f"a job must be a Job or a JSON object, not {_kind(item)}")
+    unheld = _unheld_value(item)
+    if unheld is not None:
+        # Nothing else is read: the rules below would meet the same value.
+        raise ValidationError([unheld])
     problems: list[Problem] = []
     job_id: str | None = None
     try:
@@ -236,17 +267,105 @@ def read_job(item: object) -> Job:
 
 
 def job_stand_in(item: object) -> Job:
-    """A stand-in job for the outcome of an item `read_job` refused."""
-    if isinstance(item, Job):
-        return item
-    if isinstance(item, Mapping):
-        params = {key: value for key, value in item.items() if key not in JOB_KEYS}
-        job_id = item.get("id")
-        return Job(
-            _models.RawRequest(str(item.get("model") or "unknown"), params),
-            id=str(job_id) if job_id is not None else None,
-        )
+    """
+    A stand-in job for the outcome of an item `read_job` refused.
+
+    Never raises: its id and model are the item's as text when they can be
+    shown (a lone surrogate escaped), else None and `"unknown"`; its params
+    are the item's fields with string keys.
+    """
+    with contextlib.suppress(Exception):  # a hostile item: fall back to a blank job
+        if isinstance(item, Job):
+            job_id = _shown(item.id)
+            if _model_of(item.request) is None:
+                return Job(_models.RawRequest("unknown", {}), id=job_id or None)
+            return attrs.evolve(item, id=job_id or None)
+        if isinstance(item, Mapping):
+            params = {
+                key: value
+                for key, value in item.items()
+                if isinstance(key, str) and key not in JOB_KEYS
+            }
+            model = _shown(item.get("model"))
+            return Job(
+                _models.RawRequest(model if model and model.strip() else "unknown", params),
+                id=_shown(item.get("id")) or None,
+            )
     return Job(_models.RawRequest("unknown", {}))
+
+
+def _shown(value: object) -> str | None:
+    """`value` as text that can be written (None when it has none)."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            text = value
+        elif is_whole(value):
+            text = int.__repr__(value)
+        else:
+            text = str(value)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    except Exception:  # a __str__ that raises, a number too long to write
+        return None
+
+
+def _model_of(request: object) -> str | None:
+    """The model id of a request object; None for anything else."""
+    with contextlib.suppress(Exception):
+        model = getattr(request, "model", None)
+        if isinstance(model, str) and model.strip() and _writable(model):
+            return model
+    return None
+
+
+def _writable(text: str) -> bool:
+    """True when UTF-8 can write `text` (no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unheld_value(item: Mapping[Any, Any]) -> Problem | None:
+    """
+    The first value of `item` that JSON, the journal or a terminal cannot
+    hold: a string (or key) with a lone surrogate, a NaN or an infinity, or
+    nesting deeper than `MAX_JOB_DEPTH`. Walked without recursion, each
+    object once, so neither depth nor a cycle can stop the walk itself.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[object, str, int]] = [(item, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        field = where or None
+        if isinstance(value, str):
+            if not _writable(value):
+                rule = "must be valid Unicode text (it holds a lone surrogate)"
+                return Problem(field=field, value=value, rule=rule)
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return Problem(field=field, value=value, rule="must be a finite number")
+            continue
+        if not isinstance(value, Mapping | list | tuple) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        if depth >= MAX_JOB_DEPTH:
+            rule = f"nests more than {MAX_JOB_DEPTH} levels of objects and arrays"
+            return Problem(field=field or "job", value="...", rule=rule)
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                if isinstance(key, str) and not _writable(key):
+                    rule = "field names must be valid Unicode text (one holds a lone surrogate)"
+                    return Problem(field=field, value=printable(key), rule=rule)
+                name = key if isinstance(key, str) else _shown(key) or "?"
+                stack.append((inner, f"{where}.{name}" if where else name, depth + 1))
+        else:
+            for index, inner in enumerate(value):
+                stack.append((inner, f"{where}[{index}]", depth + 1))
+    return None
 
 
 def fingerprint(body: Mapping[str, Any]) -> str:

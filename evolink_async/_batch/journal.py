@@ -22,6 +22,14 @@ All SQLite work runs on one dedicated thread, never on the event loop.
 Concurrent writes are committed together ("group commit"): every caller
 waits for the commit that includes its write, and one fsync serves many jobs.
 
+One run at a time: `open` takes an exclusive `flock` on the file (the
+kernel drops it when the file is closed or the process dies, `kill -9`
+included), so a second run on the same journal is refused before it sends
+anything, instead of failing on the first job both claim. A file that
+is not a journal is refused untouched: it is read read-only first, and
+only a journal (or an empty file) is opened for writing. Every failure of
+SQLite is a `JournalError` naming the file.
+
 The journal never holds the API key: only job ids, idempotency keys, task
 ids, a fingerprint (a hash) of each job's request, upload URLs, and outcomes.
 """
@@ -30,7 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,19 +48,21 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["Journal", "JournalEntry"]
+from .._errors import JournalError
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS jobs (
+__all__ = ["Journal", "JournalEntry", "JournalError"]
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     idempotency_key TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     task_id TEXT,
     outcome TEXT,
     uploads TEXT
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+)""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
 _FORMAT: Final = "evolink-async journal 1"
 
 
@@ -67,10 +79,6 @@ class JournalEntry:
     uploads: Mapping[str, str] | None = None
 
 
-class JournalError(Exception):
-    """The journal file is not ours, or is unreadable."""
-
-
 class Journal:
     """
     A job journal in one SQLite file.
@@ -84,6 +92,7 @@ class Journal:
         self._durable = durable
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evolink-journal")
         self._db: sqlite3.Connection | None = None
+        self._lock: int | None = None
         self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
@@ -94,47 +103,88 @@ class Journal:
         await self._call(self._open_sync)
 
     def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = _lock(self.path)
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot open ({exc.strerror or exc})") from None
+        try:
+            _check_is_journal(self.path)
+            self._db = self._connect()
+        except BaseException:
+            os.close(lock)
+            raise
+        self._lock = lock
+
+    def _connect(self) -> sqlite3.Connection:
+        """The connection to a file `_check_is_journal` let through, set up."""
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot open as a journal ({exc})") from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'OFF'}")
-            db.executescript(_SCHEMA)
+            # One transaction: a new journal has its tables and its format
+            # row together, or nothing at all.
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                db.execute(statement)
             columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
             if "uploads" not in columns:  # a journal from before upload URLs were kept
                 db.execute("ALTER TABLE jobs ADD COLUMN uploads TEXT")
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (_FORMAT,))
+            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if row is None or row[0] != _FORMAT:
+                db.execute("ROLLBACK")
+                raise JournalError(f"{self.path}: not an evolink-async journal")
+            db.execute("COMMIT")
             # Job ids seen in this run, to refuse duplicates: a temporary
             # table lives in temporary storage, not the journal, and keeps
             # memory flat however many jobs a run reads.
             db.execute("CREATE TEMP TABLE seen (job_id TEXT PRIMARY KEY)")
-            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
-            elif row[0] != _FORMAT:
-                raise JournalError(f"{self.path}: not an evolink-async journal ({row[0]!r})")
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             db.close()
             raise JournalError(f"{self.path}: cannot use as a journal ({exc})") from None
-        self._db = db
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     async def close(self) -> None:
-        """Flush pending writes and close the file."""
-        await self.flush()
-        if self._db is not None:
-            await self._call(self._db.close)
-            self._db = None
-        self._executor.shutdown(wait=False)
+        """Flush pending writes, close the file and release it for the next run."""
+        try:
+            await self.flush()
+        finally:
+            if self._db is not None or self._lock is not None:
+                await self._call(self._close_sync)
+            self._executor.shutdown(wait=False)
+
+    def _close_sync(self) -> None:
+        db, self._db = self._db, None
+        lock, self._lock = self._lock, None
+        try:
+            if db is not None:
+                db.close()
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: closing failed ({exc})") from exc
+        finally:
+            if lock is not None:
+                os.close(lock)
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: {_failure(exc)}") from exc
 
     # -- reads ---------------------------------------------------------------
 
     async def get(self, job_id: str) -> JournalEntry | None:
         """The entry of `job_id`, or None if the journal has never seen it."""
         await self.flush()
-        return _entry(await self._call(self._get_sync, job_id))
+        return self._entry(await self._call(self._get_sync, job_id))
 
     def _get_sync(self, job_id: str) -> tuple[Any, ...] | None:
         assert self._db is not None
@@ -153,7 +203,7 @@ class Journal:
         The entry is what earlier runs recorded, or None for a new job.
         """
         first, row = await self._call(self._claim_sync, job_id)
-        return first, _entry(row)
+        return first, self._entry(row)
 
     def _claim_sync(self, job_id: str) -> tuple[bool, tuple[Any, ...] | None]:
         assert self._db is not None
@@ -249,15 +299,90 @@ class Journal:
             raise
         db.execute("COMMIT")
 
+    def _entry(self, row: tuple[Any, ...] | None) -> JournalEntry | None:
+        if row is None:
+            return None
+        try:
+            outcome = json.loads(row[4]) if row[4] else None
+            uploads = json.loads(row[5]) if len(row) > 5 and row[5] else None
+        except (ValueError, RecursionError):
+            raise JournalError(f"{self.path}: job {row[0]!r} has a damaged entry") from None
+        return JournalEntry(
+            job_id=row[0],
+            idempotency_key=row[1],
+            fingerprint=row[2],
+            task_id=row[3],
+            outcome=outcome,
+            uploads=uploads,
+        )
 
-def _entry(row: tuple[Any, ...] | None) -> JournalEntry | None:
-    if row is None:
-        return None
-    return JournalEntry(
-        job_id=row[0],
-        idempotency_key=row[1],
-        fingerprint=row[2],
-        task_id=row[3],
-        outcome=json.loads(row[4]) if row[4] else None,
-        uploads=json.loads(row[5]) if len(row) > 5 and row[5] else None,
-    )
+
+def _lock(path: Path) -> int:
+    """
+    A descriptor of `path` (created empty if missing) holding its exclusive lock.
+
+    Raises:
+        JournalError: another run holds the lock.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    if sys.platform == "win32":  # pragma: no cover -- no flock there: one run at a time is on you
+        return fd
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalError(
+            f"{path}: in use by another run (another `evolink-async batch` or "
+            "`client.batch` with this journal); let it end, or use another journal"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_is_journal(path: Path) -> None:
+    """
+    Refuse any file but an empty one or a journal, reading it only.
+
+    Raises:
+        JournalError: the file is not an SQLite database, or is another
+            program's database; it is left as it was.
+    """
+    if path.stat().st_size == 0:
+        return
+    # `immutable` keeps SQLite from making a -wal and a -shm beside another
+    # program's file; with a -wal already there (a run killed mid-write) the
+    # WAL must be read, which needs neither.
+    wal = path.with_name(path.name + "-wal")
+    query = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot read ({exc})") from None
+    try:
+        tables = {
+            row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:
+            return
+        row = None
+        if "meta" in tables:
+            row = probe.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: not an evolink-async journal ({_failure(exc)})") from None
+    finally:
+        probe.close()
+    if row is None or row[0] != _FORMAT:
+        shown = f" (its format: {row[0]!r})" if row is not None else ""
+        raise JournalError(f"{path}: not an evolink-async journal{shown}; it was left untouched")
+
+
+def _failure(exc: sqlite3.Error) -> str:
+    """SQLite's reason, in words a user can act on."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return f"{text} (another program holds the file)"
+    return text

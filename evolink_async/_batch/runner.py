@@ -332,7 +332,10 @@ class BatchRun:
         try:
             await journal.open()
         except Exception as exc:
-            raise ValidationError(f"journal={self._journal_path}: {exc}") from None
+            # Refused before anything was sent (another run holds it, it is
+            # not a journal): like a bad argument, a ValidationError.
+            await journal.close()
+            raise ValidationError(f"journal {exc}") from None
         if self._download_dir is not None:
             await anyio.Path(self._download_dir).mkdir(parents=True, exist_ok=True)
         return journal
@@ -553,13 +556,15 @@ class BatchRun:
         assert self._download_dir is not None
         assert job.id is not None
         dest = self._download_dir / safe_filename(job.id, suffix=".mp4")
-        if await anyio.Path(dest).exists():
-            self.stats.downloaded += 1
-            return dest
-        # A run killed mid-download leaves its temporary file behind.
+        # A run killed mid-download leaves its temporary file behind, and so
+        # does one killed between publishing the video and removing it: clean
+        # up first, even when the video is already there.
         async for stale in anyio.Path(self._download_dir).glob(f".{dest.name}.*.part"):
             with contextlib.suppress(OSError):
                 await stale.unlink()
+        if await anyio.Path(dest).exists():
+            self.stats.downloaded += 1
+            return dest
         url = task.video_url
         if url is None:
             raise APIError("completed task has no result URL", status=0)

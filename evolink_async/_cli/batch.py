@@ -23,7 +23,11 @@
   `completed`, `failed`, `cancelled`, `download_failed` (the task completed,
   the file could not be fetched), `error` (no task: the API refused the
   create), `not_submitted` (the run stopped first) or `invalid` (a bad line).
-  A resumed run writes the file afresh, with every job in it.
+  A resumed run writes the file afresh, with every job in it, once it holds
+  the journal: a run refused at the start (another run holds the journal,
+  the file is not a journal) leaves the last results as they were.
+- **One run per journal.** A second run on a journal in use is refused at
+  once (exit 2), before anything is sent.
 - **Progress.** A live display (`rich`) when stdout is a terminal: counts per
   state, credits, throughput, ETA. Otherwise, or without `rich`, a plain line
   every `--progress-every` seconds. Failed jobs are always listed; `-v` lists
@@ -47,7 +51,6 @@ import contextlib
 import os
 import shlex
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -57,10 +60,10 @@ from typing import Final
 import attrs
 
 from .._batch.jobs import BatchStats, JobOutcome
-from .._batch.journal import JournalError
 from .._batch.records import invalid_record
 from .._client import EvoLinkClient
 from .._errors import AuthenticationError, EvoLinkError, ValidationError
+from .._text import printable
 from .._watch.policy import PollPolicy
 from .display import Display, Progress, credits_text, make_display, seconds_text
 from .jobfile import JobCheck, JobLines, count_jobs, precheck, problem_lines
@@ -234,6 +237,7 @@ async def execute(
     total: int | None = None,
     on_outcome: Callable[[JobOutcome], None] | None = None,
     on_interrupt: Callable[[], str] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> BatchReport:
     """
     Run the jobs of `jobs` on `client`, showing progress and writing results.
@@ -241,6 +245,8 @@ async def execute(
     Bad lines are reported on stderr, written to `results` and skipped. The
     first SIGINT stops the run (`BatchRun.stop`); the second prints
     `on_interrupt()` and exits the process at once with code 130.
+    `on_start()` is called once the run has its journal and reads the first
+    line, before anything is written to `results`.
 
     Returns:
         The counts; `report.exit_code` is the command's exit code.
@@ -256,7 +262,7 @@ async def execute(
             print(f"{line} (line skipped)", file=sys.stderr, flush=True)
 
     run = client.batch(
-        JobLines(jobs, on_bad),
+        JobLines(jobs, on_bad, on_start=on_start),
         concurrency=concurrency,
         journal=journal,
         download_dir=download,
@@ -396,11 +402,20 @@ async def _main(options: Options) -> int:
     else:
         total = count_jobs(options.jobs)
     results = ResultsFile(options.out)
-    try:
-        results.open()
-    except OSError as exc:
-        print(f"{_PROG}: cannot write {options.out}: {exc.strerror or exc}", file=sys.stderr)
+    problem = _unwritable(options.out)
+    if problem is not None:
+        print(f"{_PROG}: cannot write {options.out}: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    opened = False
+
+    def open_results() -> None:
+        # Emptied only now, the journal held: a run refused at the start
+        # (another run holds the journal) leaves the last results alone.
+        nonlocal opened
+        if not opened:
+            opened = True
+            results.open()
+
     try:
         async with contextlib.AsyncExitStack() as stack:
             poll = PollPolicy().scaled(options.time_scale) if options.time_scale else None
@@ -437,15 +452,16 @@ async def _main(options: Options) -> int:
                 download=options.download,
                 total=total,
                 on_interrupt=lambda: _interrupt_hint(options, display.progress.stats, total),
+                on_start=open_results,
             )
     except ValidationError as exc:
         # Before any job: the journal or an option the runner refused.
         display.abort()
-        print(f"{_PROG}: {exc}", file=sys.stderr)
+        print(f"{_PROG}: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except (EvoLinkError, OSError, sqlite3.Error, JournalError) as exc:
+    except (EvoLinkError, OSError) as exc:
         display.abort()
-        print(f"{_PROG}: the run stopped: {exc}", file=sys.stderr)
+        print(f"{_PROG}: the run stopped: {printable(exc)}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         results.close()
@@ -455,6 +471,19 @@ async def _main(options: Options) -> int:
         sys.stderr.write("\n" + _interrupt_hint(options, report.progress.stats, total))
         sys.stderr.flush()
     return report.exit_code
+
+
+def _unwritable(path: Path | None) -> str | None:
+    """Why `path` cannot be written, or None; an existing file is left as it is."""
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _report_to_stderr(path: Path) -> Callable[[JobCheck], None]:

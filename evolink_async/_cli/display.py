@@ -14,6 +14,8 @@ What `evolink-async batch` and `demo` show while a run goes: plain lines, or a r
 
 Outcomes are described with `evolink_async._batch.records` (`outcome_status`,
 `error_code`, `error_message`), so the screen says what `--out` says.
+Every line goes out through `printable`: a job id, a model id or a server's
+error message cannot move the cursor, colour the terminal or add a line.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import attrs
 
 from .._batch.jobs import BatchStats, JobOutcome
 from .._batch.records import error_code, error_message, outcome_status
+from .._text import printable
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -194,11 +197,11 @@ class OutcomeLine:
                 problem = f"[{code}] {message}" if code else message
         return cls(
             status=status,
-            job_id=outcome.job_id,
-            model=outcome.job.request.model,
+            job_id=printable(outcome.job_id),
+            model=printable(outcome.job.request.model),
             credits=f"{credits_text(used)} credits" if used else "",
-            path=path,
-            problem=problem,
+            path=printable(path),
+            problem=printable(problem),
             resumed=outcome.resumed,
         )
 
@@ -242,8 +245,8 @@ class Display:
             self.print(self.progress.line())
 
     def print(self, text: str, style: str = "") -> None:
-        """One line of output."""
-        self.out.write(text + "\n")
+        """One line of output, control characters escaped."""
+        self.out.write(printable(text) + "\n")
         self.out.flush()
 
     def note(self, text: str) -> None:
@@ -330,7 +333,9 @@ class RichDisplay(Display):
 
     def print(self, text: str, style: str = "") -> None:
         """One line above the live panel (long lines left to the terminal to wrap)."""
-        self.console.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(
+            printable(text), style=style or None, markup=False, highlight=False, soft_wrap=True
+        )
 
     def outcome(self, outcome: JobOutcome) -> None:
         """A coloured line for a finished job (only failures unless verbose)."""

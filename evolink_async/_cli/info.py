@@ -3,7 +3,9 @@ The read-only commands: `models` (offline, from the request classes), `task`
 and `credits` (one API call each, key and base URL from options or the
 environment).
 
-API errors are printed in one line (never with the key) and exit 1.
+API errors are printed in one line (never with the key) and exit 1. What
+the server sent (ids, messages, URLs, the task's JSON) is printed through
+`printable`, so no control character of its text reaches the terminal.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .._client import EvoLinkClient
 from .._errors import EvoLinkError
 from .._models import MODELS, ModelSpec, model_specs
 from .._models.rules import did_you_mean
+from .._text import printable, printable_json
 from .display import table_lines
 
 __all__ = ["run_credits", "run_models", "run_task"]
@@ -88,7 +91,7 @@ def _call_api(args: argparse.Namespace, call: Callable[[EvoLinkClient], Awaitabl
     try:
         asyncio.run(run())
     except EvoLinkError as exc:
-        print(f"evolink-async {args.command_name}: {exc}", file=sys.stderr)
+        print(f"evolink-async {args.command_name}: {printable(exc)}", file=sys.stderr)
         return 1
     return 0
 
@@ -99,7 +102,7 @@ def run_task(args: argparse.Namespace) -> int:
     async def show(client: EvoLinkClient) -> None:
         task = await client.get_task(args.task_id)
         if args.json:
-            print(json.dumps(dict(task.raw), indent=2, ensure_ascii=False))
+            print(printable_json(json.dumps(dict(task.raw), indent=2, ensure_ascii=False)))
             return
         rows = [
             ("id", task.id),
@@ -120,7 +123,7 @@ def run_task(args: argparse.Namespace) -> int:
         if task.error is not None:
             rows.append(("error", f"[{task.error.code}] {task.error.message}"))
         for name, value in rows:
-            print(f"{name:<10} {value}")
+            print(f"{name:<10} {printable(value)}")
 
     return _call_api(args, show)
 

@@ -12,6 +12,12 @@ file: text encoding (UTF-8, with or without a byte-order mark), JSON syntax,
 
 Files are streamed: only the ids seen so far are kept, so a million-line file
 never sits in memory.
+
+A line fails alone, whatever it holds: anything `json.loads` refuses (bad
+syntax, a number over the interpreter's digit limit, nesting past its
+recursion limit) and anything `read_job` refuses (a lone surrogate, NaN,
+deep nesting) is a problem of that line, never an exception, and every
+problem is printed through `printable`, so no job line can drive the terminal.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import attrs
 
 from .._batch.jobs import Job, job_id_of, read_job
 from .._errors import ValidationError
+from .._text import printable
 
 __all__ = ["JobCheck", "JobLines", "check_job_lines", "count_jobs", "precheck", "problem_lines"]
 
@@ -97,6 +104,14 @@ def check_job_lines(lines: Iterable[bytes]) -> Iterator[JobCheck]:
             problem = f"invalid JSON: {exc.msg} (column {exc.colno})"
             yield JobCheck(line=number, id=None, problems=(problem,))
             continue
+        except RecursionError:
+            problem = "invalid JSON: nested too deep to read"
+            yield JobCheck(line=number, id=None, problems=(problem,))
+            continue
+        except ValueError as exc:  # e.g. an integer over the interpreter's digit limit
+            problem = f"invalid JSON: {str(exc).partition(';')[0]}"
+            yield JobCheck(line=number, id=None, problems=(problem,))
+            continue
         if not isinstance(item, dict):
             kind = _JSON_TYPES.get(type(item), type(item).__name__)
             problem = f"a job must be a JSON object, not {kind}"
@@ -108,6 +123,8 @@ def check_job_lines(lines: Iterable[bytes]) -> Iterator[JobCheck]:
             job = read_job(item)
         except ValidationError as exc:
             problems = [str(problem) for problem in exc.problems]
+        except Exception as exc:  # a reader bug must still fail only this line
+            problems = [f"unreadable job ({type(exc).__name__})"]
         job_id = job.id if job is not None else _shown_id(item.get("id"))
         if job_id is not None:
             if job_id in first_seen:
@@ -124,7 +141,7 @@ def _shown_id(value: object) -> str | None:
     """The id of a job `read_job` refused, when the id itself was fine."""
     try:
         return job_id_of(value)
-    except ValidationError:
+    except Exception:  # refused (a ValidationError), or unreadable
         return None
 
 
@@ -150,14 +167,25 @@ class JobLines:
     """
     The jobs of a JSONL file, read lazily each time it is iterated.
 
-    A line with problems is handed to `on_bad` and skipped.
+    A line with problems is handed to `on_bad` and skipped. `on_start` is
+    called as each iteration begins: the batch runner reads its first job
+    only once it holds its journal, so that is when a run has started.
     """
 
-    def __init__(self, path: Path, on_bad: Callable[[JobCheck], None]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_bad: Callable[[JobCheck], None],
+        *,
+        on_start: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
         self._on_bad = on_bad
+        self._on_start = on_start
 
     def __iter__(self) -> Iterator[Job]:
+        if self._on_start is not None:
+            self._on_start()
         with self.path.open("rb") as stream:
             for check in check_job_lines(stream):
                 if check.job is None:
@@ -167,8 +195,11 @@ class JobLines:
 
 
 def problem_lines(name: str, check: JobCheck) -> list[str]:
-    """The lines that report a bad job line: `FILE:LINE: id=ID: problem`, one per problem."""
+    """
+    The lines that report a bad job line: `FILE:LINE: id=ID: problem`, one
+    per problem, control characters escaped (`printable`).
+    """
     where = f"{name}:{check.line}:"
     if check.id is not None:
         where += f" id={check.id}:"
-    return [f"{where} {problem}" for problem in check.problems]
+    return [printable(f"{where} {problem}") for problem in check.problems]
