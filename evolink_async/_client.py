@@ -353,6 +353,8 @@ class EvoLinkClient:
             ValidationError: the body is over `MAX_CALLBACK_BYTES`, not JSON,
                 not a JSON object, or not a task.
         """
+        if not isinstance(body, bytes | bytearray | str):
+            raise ValidationError(f"body: must be bytes, not {type(body).__name__}")
         if len(body) > MAX_CALLBACK_BYTES:
             raise ValidationError(
                 f"callback body of {len(body)} bytes: over the {MAX_CALLBACK_BYTES}-byte limit"
