@@ -6,8 +6,9 @@ about it. Every one is an `EvoLinkError`, so `except EvoLinkError` catches
 them all; "the API refused the call" (`APIError` and its subclasses, by HTTP
 status) is kept apart from "the generation ran and failed"
 (`TaskFailedError`). In a batch run errors are not raised but recorded in
-each job's outcome (`outcome.error`), `NotSubmittedError` among them. No
-message ever contains the API key.
+each job's outcome (`outcome.error`), `NotSubmittedError` among them; only
+a journal the run cannot use is raised (`JournalError`). No message ever
+contains the API key.
 
     python examples/06_errors.py           # what needs no server: bad parameters,
                                            # no key, nothing listening
@@ -23,7 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import evolink_async
@@ -38,6 +41,7 @@ from evolink_async import (
     EvoLinkError,
     IdempotencyConflictError,
     InsufficientCreditsError,
+    JournalError,
     MalformedReplyError,
     NotFoundError,
     NotSubmittedError,
@@ -264,6 +268,18 @@ async def batch_errors(mock: MockEvoLink) -> None:
         async for outcome in run:
             if isinstance(outcome.error, NotSubmittedError):
                 report(outcome.error, f"job {outcome.job_id}: re-run the batch to send it")
+
+        with tempfile.TemporaryDirectory() as folder:
+            notes = Path(folder) / "notes.txt"
+            notes.write_text("my shopping list\n")
+            try:  # a batch journal that is some other file
+                await client.batch([{"model": MODEL, **JOB}], journal=notes).results()
+            except JournalError as exc:
+                report(
+                    exc,
+                    "refused before anything is sent, the file left as it was; so is a "
+                    "journal another run holds (one run per journal)",
+                )
 
 
 async def main(use_mock: bool) -> None:

@@ -22,7 +22,7 @@ from evolink_async import (
     ValidationError,
     Wan25ImageToVideo,
 )
-from evolink_async._batch.journal import Journal
+from evolink_async._batch.journal import Journal, JournalError
 from evolink_async.testing import Fault, MockEvoLink
 
 from .conftest import FAST_POLL, TIME_SCALE, make_client
@@ -341,7 +341,7 @@ async def test_unusable_journal_fails_the_run_instead_of_hanging(
     not_a_journal = tmp_path / "notes.txt"
     not_a_journal.write_text("these are my notes, not a journal\n" * 100)
     async with make_client(mock) as client:
-        with pytest.raises(ValidationError, match="journal"):
+        with pytest.raises(JournalError, match="not an evolink-async journal"):
             await asyncio.wait_for(client.batch([wan("a")], journal=not_a_journal).results(), 10)
     assert mock.stats.tasks_created == 0
     assert not_a_journal.read_text().startswith("these are my notes")

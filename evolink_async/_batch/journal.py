@@ -25,10 +25,10 @@ waits for the commit that includes its write, and one fsync serves many jobs.
 One run at a time: `open` takes an exclusive `flock` on the file (the
 kernel drops it when the file is closed or the process dies, `kill -9`
 included), so a second run on the same journal is refused before it sends
-anything, instead of failing on the first job both claim. A file that
-is not a journal is refused untouched: it is read read-only first, and
-only a journal (or an empty file) is opened for writing. Every failure of
-SQLite is a `JournalError` naming the file.
+anything, instead of failing on the first job both claim. A file that is
+not a journal is refused untouched: it is read read-only first, and only a
+journal (or an empty file or database) is opened for writing. Every
+failure of SQLite is a `JournalError` naming the file.
 
 The journal never holds the API key: only job ids, idempotency keys, task
 ids, a fingerprint (a hash) of each job's request, upload URLs, and outcomes.
@@ -64,6 +64,8 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 _FORMAT: Final = "evolink-async journal 1"
+#: The first bytes of every SQLite database file.
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -345,7 +347,8 @@ def _lock(path: Path) -> int:
 
 def _check_is_journal(path: Path) -> None:
     """
-    Refuse any file but an empty one or a journal, reading it only.
+    Refuse any file but a journal, an empty file or an empty database,
+    reading it only.
 
     Raises:
         JournalError: the file is not an SQLite database, or is another
@@ -353,11 +356,33 @@ def _check_is_journal(path: Path) -> None:
     """
     if path.stat().st_size == 0:
         return
-    # `immutable` keeps SQLite from making a -wal and a -shm beside another
-    # program's file; with a -wal already there (a run killed mid-write) the
-    # WAL must be read, which needs neither.
+    with path.open("rb") as stream:
+        header = stream.read(len(_SQLITE_HEADER))
+    if header != _SQLITE_HEADER:
+        # SQLite itself takes a file shorter than its header for an empty
+        # database, and would write over it.
+        raise JournalError(
+            f"{path}: not an evolink-async journal (not SQLite); it was left untouched"
+        )
+    # `immutable` reads the file alone: SQLite makes no -wal or -shm beside
+    # it and takes no lock. When that shows no table but a -wal is there (a
+    # writer killed before its first checkpoint: our own journal after an
+    # early `kill -9`, say), the tables are in the -wal, and only a plain
+    # read-only look sees them; it writes nothing but a reader's mark in the
+    # -shm index that SQLite itself rebuilds.
+    tables, row = _probe(path, "mode=ro&immutable=1")
     wal = path.with_name(path.name + "-wal")
-    query = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    if not tables and wal.exists() and wal.stat().st_size > 0:
+        tables, row = _probe(path, "mode=ro")
+    if not tables:
+        return
+    if row is None or row[0] != _FORMAT:
+        shown = f" (its format: {row[0]!r})" if row is not None else ""
+        raise JournalError(f"{path}: not an evolink-async journal{shown}; it was left untouched")
+
+
+def _probe(path: Path, query: str) -> tuple[set[str], tuple[Any, ...] | None]:
+    """The tables of the database at `path`, and its `meta` format row if any."""
     try:
         probe = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)
     except sqlite3.Error as exc:
@@ -366,18 +391,16 @@ def _check_is_journal(path: Path) -> None:
         tables = {
             row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
-        if not tables:
-            return
         row = None
         if "meta" in tables:
             row = probe.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
     except sqlite3.Error as exc:
-        raise JournalError(f"{path}: not an evolink-async journal ({_failure(exc)})") from None
+        raise JournalError(
+            f"{path}: not an evolink-async journal ({_failure(exc)}); it was left untouched"
+        ) from None
     finally:
         probe.close()
-    if row is None or row[0] != _FORMAT:
-        shown = f" (its format: {row[0]!r})" if row is not None else ""
-        raise JournalError(f"{path}: not an evolink-async journal{shown}; it was left untouched")
+    return tables, row
 
 
 def _failure(exc: sqlite3.Error) -> str:

@@ -305,10 +305,16 @@ class BatchRun:
                 self._stopping = True
                 self._finished_ready.set()
         except Exception as exc:
-            self._error = exc
+            # The task group wraps the one error that ended the run (a
+            # JournalError, say); the consumer gets that error itself.
+            error = _sole_error(exc)
+            self._error = error
             if not self._abandoned:
-                raise
-            logger.warning("batch run left by its consumer ended with an error: %r", exc)
+                if error is exc:
+                    raise
+                # Its own cause kept; the group it came in is no news.
+                raise error from error.__cause__
+            logger.warning("batch run left by its consumer ended with an error: %r", error)
         finally:
             send.close()
             self.stats.finished_at = time.monotonic()
@@ -331,11 +337,11 @@ class BatchRun:
             journal = Journal(Path(self._tempdir.name) / "run.journal", durable=False)
         try:
             await journal.open()
-        except Exception as exc:
-            # Refused before anything was sent (another run holds it, it is
-            # not a journal): like a bad argument, a ValidationError.
+        except BaseException:
+            # Refused (another run holds it, it is not a journal): nothing
+            # was sent; the JournalError says why.
             await journal.close()
-            raise ValidationError(f"journal {exc}") from None
+            raise
         if self._download_dir is not None:
             await anyio.Path(self._download_dir).mkdir(parents=True, exist_ok=True)
         return journal
@@ -606,6 +612,13 @@ async def _deliver(send: MemoryObjectSendStream[JobOutcome], outcome: JobOutcome
     """Hand an outcome to the consumer; dropped when the consumer has left."""
     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
         await send.send(outcome)
+
+
+def _sole_error(error: Exception) -> Exception:
+    """The one exception inside (nested) groups of one, else `error` itself."""
+    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def _not_submitted(reason: str | None) -> NotSubmittedError:

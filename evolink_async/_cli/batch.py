@@ -62,7 +62,7 @@ import attrs
 from .._batch.jobs import BatchStats, JobOutcome
 from .._batch.records import invalid_record
 from .._client import EvoLinkClient
-from .._errors import AuthenticationError, EvoLinkError, ValidationError
+from .._errors import AuthenticationError, EvoLinkError, JournalError, ValidationError
 from .._text import printable
 from .._watch.policy import PollPolicy
 from .display import Display, Progress, credits_text, make_display, seconds_text
@@ -406,14 +406,14 @@ async def _main(options: Options) -> int:
     if problem is not None:
         print(f"{_PROG}: cannot write {options.out}: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    opened = False
+    started = False
 
-    def open_results() -> None:
-        # Emptied only now, the journal held: a run refused at the start
-        # (another run holds the journal) leaves the last results alone.
-        nonlocal opened
-        if not opened:
-            opened = True
+    def on_start() -> None:
+        # The run holds its journal: only now is --out emptied, so a run
+        # refused at the start leaves the last results alone.
+        nonlocal started
+        if not started:
+            started = True
             results.open()
 
     try:
@@ -452,13 +452,20 @@ async def _main(options: Options) -> int:
                 download=options.download,
                 total=total,
                 on_interrupt=lambda: _interrupt_hint(options, display.progress.stats, total),
-                on_start=open_results,
+                on_start=on_start,
             )
     except ValidationError as exc:
-        # Before any job: the journal or an option the runner refused.
+        # Before any job: an option the runner refused.
         display.abort()
         print(f"{_PROG}: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except JournalError as exc:
+        display.abort()
+        if not started:  # refused at the start: nothing was sent
+            print(f"{_PROG}: {printable(exc)}; nothing was sent", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{_PROG}: the run stopped: {printable(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     except (EvoLinkError, OSError) as exc:
         display.abort()
         print(f"{_PROG}: the run stopped: {printable(exc)}", file=sys.stderr)
