@@ -198,6 +198,9 @@ def _results(value: object) -> tuple[str, ...]:
     raise MalformedResponseError(f"results is a {type(value).__name__}, expected a list of URLs")
 
 
+#: Beyond this many seconds from 1970 no float or datetime holds a time.
+_MAX_SECONDS: Final = 10**15
+
 _STATUSES: dict[object, TaskStatus] = {member.value: member for member in TaskStatus}
 
 
@@ -245,7 +248,10 @@ def structure_task(data: object) -> Task:
         status=status_member,
         progress=progress,
         model=model if type(model) is str else _text(model),
-        created=_timestamp(created),
+        # The usual `created` (an int of seconds) goes straight to the cache.
+        created=_datetime(float(created))
+        if type(created) is int and -_MAX_SECONDS < created < _MAX_SECONDS
+        else _timestamp(created),
         estimated_time=_duration(
             info["estimated_time"] if "estimated_time" in info else get("estimated_time")
         ),

@@ -335,7 +335,12 @@ def malformed(response: Response, detail: str) -> MalformedReplyError:
 
 def read_task(response: Response, task_id: str | None = None) -> Task:
     """The task a reply holds (the task `task_id`, when given)."""
-    task = _structure(response, structure_task, response.data)
+    try:
+        task = structure_task(response.data)
+    except MalformedResponseError as exc:
+        raise malformed(response, str(exc)) from None
+    except Exception as exc:  # hostile replies: any failure to read is one error
+        raise malformed(response, f"unreadable ({type(exc).__name__})") from None
     if task_id is not None and task.id != task_id:
         raise malformed(response, f"the reply is for task {task.id!r}, not {task_id!r}")
     return task

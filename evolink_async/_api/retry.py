@@ -189,6 +189,7 @@ async def retry_loop(
     sleep: Callable[[float], Awaitable[Any]],
     rng: random.Random,
     what: str,
+    failed: Retryable | None = None,
 ) -> T:
     """
     Run `attempt(n)` for n = 0, 1, ... until it returns; the only retry loop.
@@ -196,14 +197,17 @@ async def retry_loop(
     An attempt raises `Retryable` for a failure worth another try; anything
     else it raises ends the loop as it is. After `max_retries` retries, or when
     the server asks for a wait over `policy.max_retry_after`, the last
-    failure's `error` is raised.
+    failure's `error` is raised. `failed` is the failure of an attempt 0 the
+    caller already made (the transport sends the first attempt itself).
     """
     retry = 0
+    failure = failed
     while True:
-        try:
-            return await attempt(retry)
-        except Retryable as caught:
-            failure = caught
+        if failure is None:
+            try:
+                return await attempt(retry)
+            except Retryable as caught:
+                failure = caught
         # Raised outside the handler: the error's context stays empty.
         error = failure.error
         if retry >= max_retries:
@@ -221,6 +225,7 @@ async def retry_loop(
             wait,
         )
         await sleep(wait)
+        failure = None
 
 
 def _short_reason(failure: Exception) -> str:

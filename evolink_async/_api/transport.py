@@ -298,7 +298,21 @@ class Transport:
             max_retries = 0
         elif max_retries is None:
             max_retries = policy.max_retries
-        met_429 = False
+        # The first attempt goes straight, with no loop and no closure: it is
+        # the only attempt of almost every request.
+        try:
+            response = await self._send_once(
+                bound, method, url, path, body, form, send_headers, timeout
+            )
+            return read(response)
+        except MalformedReplyError as unreadable:
+            first = Retryable(unreadable)
+        except Retryable as failure:
+            first = failure
+        met_429 = self._met(first)
+        if max_retries == 0:
+            # Polls: one attempt (the watcher reschedules).
+            raise first.error
 
         async def attempt(_: int) -> T:
             nonlocal met_429
@@ -312,21 +326,9 @@ class Transport:
             except MalformedReplyError as unreadable:
                 raise Retryable(unreadable) from None
             except Retryable as failure:
-                error = failure.error
-                if isinstance(error, APIError) and error.status == 429:
-                    met_429 = True
-                    after = failure.retry_after
-                    if after is not None and after <= policy.max_retry_after:
-                        self.pause_for(after)
+                met_429 = self._met(failure) or met_429
                 raise
 
-        if max_retries == 0:
-            # Polls: one attempt, no loop (the watcher reschedules).
-            try:
-                return await attempt(0)
-            except Retryable as caught:
-                failure = caught
-            raise failure.error
         return await retry_loop(
             attempt,
             policy=policy,
@@ -334,7 +336,18 @@ class Transport:
             sleep=self._sleep,
             rng=self._rng,
             what=f"{method} {path}",
+            failed=first,
         )
+
+    def _met(self, failure: Retryable) -> bool:
+        """True for a 429, whose Retry-After then pauses every request of the client."""
+        error = failure.error
+        if not (isinstance(error, APIError) and error.status == 429):
+            return False
+        after = failure.retry_after
+        if after is not None and after <= self.retry.max_retry_after:
+            self.pause_for(after)
+        return True
 
     def _headers(
         self, body: bytes | None, headers: Mapping[str, str] | None
@@ -400,7 +413,12 @@ class Transport:
                     # Inflated here, within MAX_REPLY_BYTES (see decode.inflate).
                     auto_decompress=False,
                 ) as resp:
-                    payload = await _read_capped(resp)
+                    length = resp.content_length
+                    if length is not None and length <= MAX_REPLY_BYTES:
+                        # aiohttp reads no more than the Content-Length.
+                        payload = await resp.read()
+                    else:
+                        payload = await _read_capped(resp, length)
                     status = resp.status
                     resp_headers = resp.headers
             finally:
@@ -438,7 +456,9 @@ class Transport:
                 (time.monotonic() - started) * 1000,
                 printable(request_id_of(resp_headers, self._redactor)),
             )
-        payload = inflate(payload, resp_headers.get("Content-Encoding"))
+        encoding = resp_headers.get("Content-Encoding")
+        if encoding is not None:
+            payload = inflate(payload, encoding)
         if 200 <= status < 300:
             return decode_reply(
                 status, resp_headers, payload, method=method, path=path, redactor=self._redactor
@@ -452,14 +472,13 @@ class Transport:
         raise Retryable(error, retry_after=retry_after)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    """The body as sent (still compressed, if it is), at most `MAX_REPLY_BYTES`."""
-    length = resp.content_length
+async def _read_capped(resp: aiohttp.ClientResponse, length: int | None) -> bytes:
+    """
+    A body without a Content-Length (or with one over the cap), as sent
+    (still compressed, if it is), at most `MAX_REPLY_BYTES`.
+    """
     if length is not None:
-        if length > MAX_REPLY_BYTES:
-            raise MalformedReplyError(f"reply of {length} bytes, over {MAX_REPLY_BYTES}")
-        # aiohttp reads no more than the Content-Length.
-        return await resp.read()
+        raise MalformedReplyError(f"reply of {length} bytes, over {MAX_REPLY_BYTES}")
     chunks = []
     size = 0
     async for chunk in resp.content.iter_any():
