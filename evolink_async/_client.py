@@ -257,7 +257,7 @@ class EvoLinkClient:
             BadRequestError: a malformed id (`invalid_task_id`).
             NotFoundError: unknown or expired.
         """
-        return await self._endpoints.get_task(task_id)
+        return await self._endpoints.get_task(check_task_id(task_id))
 
     async def wait(
         self,

@@ -50,7 +50,8 @@ def build_request(model_or_request: str | Request, params: Mapping[str, Any]) ->
     if not isinstance(model_or_request, str):
         if not isinstance(model_or_request, RawRequest | ModelRequest):
             raise ValidationError(
-                f"expected a model id or a request object, not {type(model_or_request).__name__}"
+                f"model_or_request={model_or_request!r}: expected a model id or a request "
+                f"object, not {type(model_or_request).__name__}"
             )
         if params:
             raise ValidationError(
