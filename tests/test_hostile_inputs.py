@@ -188,17 +188,22 @@ def _build(model: str, params: dict[str, Any]) -> object:
 
 
 def _minimal(model: str) -> dict[str, Any]:
-    return {
+    minimal: dict[str, dict[str, Any]] = {
         "seedance-2.0-image-to-video": {"prompt": "a cat", "image_urls": [URL]},
         "seedance-2.0-fast-image-to-video": {"prompt": "a cat", "image_urls": [URL]},
         "happyhorse-1.0-image-to-video": {"image_urls": [URL]},
         "wan2.7-image-to-video": {"image_start": URL},
         "wan2.5-image-to-video": {"prompt": "a cat", "image_urls": [URL]},
-    }[model]
+    }
+    return minimal[model]
 
 
 def _required(model: str) -> list[str]:
     return [f.name for f in attrs.fields(MODELS[model]) if f.default is attrs.NOTHING]
+
+
+def _keyword(name: str) -> dict[str, Any]:
+    return {name: 1}
 
 
 GAP = "a gap in a module this change does not own"
@@ -260,7 +265,7 @@ SYNC_ROWS: list[Any] = [
     pytest.param(
         Row(
             "<name>",
-            lambda v: RawRequest("m", **{v: 1}),
+            lambda v: RawRequest("m", **_keyword(v)),
             identifiers.filter(lambda name: name not in ("model", "params")),
         ),
         id="raw-unknown-argument",
@@ -340,7 +345,7 @@ SYNC_ROWS: list[Any] = [
     pytest.param(
         Row(
             "<name>",
-            lambda v: RetryPolicy(**{v: 1}),
+            lambda v: RetryPolicy(**_keyword(v)),
             identifiers.filter(
                 lambda name: name not in {f.name for f in attrs.fields(RetryPolicy)}
             ),
@@ -351,7 +356,7 @@ SYNC_ROWS: list[Any] = [
     pytest.param(
         Row(
             "<name>",
-            lambda v: PollPolicy(**{v: 1}),
+            lambda v: PollPolicy(**_keyword(v)),
             identifiers.filter(lambda name: name not in {f.name for f in attrs.fields(PollPolicy)}),
         ),
         id="poll-unknown-argument",
@@ -450,8 +455,9 @@ class CallRow:
     values: st.SearchStrategy[Any]
 
 
-async def _sync(result: object) -> object:
-    return result
+async def _sync(call: Callable[[], object]) -> object:
+    """A synchronous call, run as the body of a coroutine."""
+    return call()
 
 
 ASYNC_ROWS: list[CallRow] = [
@@ -563,7 +569,7 @@ ASYNC_ROWS: list[CallRow] = [
     CallRow(
         "batch-jobs",
         "jobs",
-        lambda c, v: _sync(c.batch(v)),
+        lambda c, v: _sync(lambda: c.batch(v)),
         st.one_of(
             st.integers(),
             st.text(max_size=3),
@@ -576,31 +582,31 @@ ASYNC_ROWS: list[CallRow] = [
     CallRow(
         "batch-journal",
         "journal",
-        lambda c, v: _sync(c.batch([], journal=v)),
+        lambda c, v: _sync(lambda: c.batch([], journal=v)),
         st.one_of(st.integers(), st.binary(min_size=1, max_size=2), st.just(""), st.builds(object)),
     ),
     CallRow(
         "batch-download-dir",
         "download_dir",
-        lambda c, v: _sync(c.batch([], download_dir=v)),
+        lambda c, v: _sync(lambda: c.batch([], download_dir=v)),
         st.one_of(st.integers(), st.binary(min_size=1, max_size=2), st.just(""), st.builds(object)),
     ),
     CallRow(
         "batch-concurrency",
         "concurrency",
-        lambda c, v: _sync(c.batch([], concurrency=v)),
+        lambda c, v: _sync(lambda: c.batch([], concurrency=v)),
         st.one_of(not_whole, not_positive),
     ),
     CallRow(
         "batch-max-active",
         "max_active",
-        lambda c, v: _sync(c.batch([], max_active=v)),
+        lambda c, v: _sync(lambda: c.batch([], max_active=v)),
         st.one_of(not_whole, not_positive),
     ),
     CallRow(
         "handle-callback",
         "payload",
-        lambda c, v: _sync(c.handle_callback(v)),
+        lambda c, v: _sync(lambda: c.handle_callback(v)),
         st.one_of(
             st.integers(), st.text(max_size=3), st.lists(st.integers(), max_size=1), st.just({})
         ),
@@ -608,13 +614,13 @@ ASYNC_ROWS: list[CallRow] = [
     CallRow(
         "handle-callback-body",
         "body",
-        lambda c, v: _sync(c.handle_callback_body(v)),
+        lambda c, v: _sync(lambda: c.handle_callback_body(v)),
         st.one_of(st.integers(), st.none(), st.lists(st.integers(), max_size=1), st.builds(object)),
     ),
 ]
 
 
-def _call_test(row: CallRow) -> Callable[..., Awaitable[None]]:
+def _call_test(row: CallRow) -> Any:
     """One test per row: hypothesis draws before each example runs in the event loop."""
 
     @pytest.mark.anyio
