@@ -1,12 +1,14 @@
 # Two entry points: `make demo` (set up + run the batch demo against the embedded
 # mock server) and `make test` (set up + lint + types + tests). Both need only
-# python3 (3.11+), make and git.
+# python3 (3.11+), make and git. CI also runs the suite with every dependency at
+# its declared floor (`make test-floor`) and on the other supported Pythons
+# (`make test-pythons`, from pyenv; each in a venv of its own, see .ci/suite-on).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench-smoke clean
+.PHONY: demo test lint types unit bench-smoke test-floor test-pythons test-py3.12 test-py3.13 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,19 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+# The suite (pytest only) with aiohttp, anyio, attrs and cattrs at their floors.
+test-floor:
+	PYTHON=$(PYTHON) .ci/suite-on floor
+
+# The suite (pytest only) on each other supported Python; a missing one fails.
+test-pythons: test-py3.12 test-py3.13
+
+test-py3.12:
+	.ci/suite-on python 3.12
+
+test-py3.13:
+	.ci/suite-on python 3.13
+
 # A tiny size of every benchmark: proves they run, measures nothing worth keeping.
 bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/poll_efficiency.py --smoke
@@ -40,4 +55,4 @@ bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/scale.py --smoke
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache dist build
+	rm -rf $(VENV) .venv-floor .venv-3.12 .venv-3.13 .mypy_cache .pytest_cache .ruff_cache dist build
