@@ -250,6 +250,20 @@ def _add_mock_server(commands: _Commands) -> None:
         help="multiply every duration by X (0.01: a 165 s task takes 1.65 s)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for durations and faults")
+    parser.add_argument(
+        "--creates-per-second",
+        type=float,
+        default=None,
+        metavar="N",
+        help="per-key limit on creates: 429 with Retry-After past it (default: none)",
+    )
+    parser.add_argument(
+        "--reads-per-second",
+        type=float,
+        default=None,
+        metavar="N",
+        help="per-key limit on task reads: 429 with Retry-After past it (default: none)",
+    )
     parser.set_defaults(handler=_run_mock_server, command_name="mock-server")
 
 

@@ -3,6 +3,8 @@
 
 It prints its URL and the key it accepts as `EVOLINK_*` variables, so another
 shell (or `evolink-async batch --base-url URL --time-scale X`) can use it.
+`--creates-per-second` / `--reads-per-second` give each key a rate limit;
+`GET /_mock/stats` reports what it saw as JSON.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve_forever(
-                port=args.port, on_ready=ready, time_scale=args.time_scale, seed=args.seed
+                port=args.port,
+                on_ready=ready,
+                time_scale=args.time_scale,
+                seed=args.seed,
+                creates_per_second=args.creates_per_second,
+                reads_per_second=args.reads_per_second,
             )
         )
     return 0

@@ -31,11 +31,15 @@ Conventions worth knowing:
 - `mock.stats` counts what the server saw (`requests` by route key such as
   `"GET /v1/tasks/{id}"`, `tasks_created`, `creates_per_key`, `polls`, ...);
   `mock.tasks` holds each task's plan; `mock.requests_log` the recent requests.
+- `MockEvoLink(rate_limit=RateLimit(creates_per_second=20))` limits each
+  key (429 with `Retry-After` past it); `GET /_mock/stats` serves the
+  counters as JSON to other processes.
 - `mock.inject(Fault.X, route=..., times=...)` queues faults;
   `mock.faults = FaultPlan(rate_limit=0.1, ...)` draws them at random.
 """
 
 from ._faults import Fault, FaultPlan
+from ._limits import RateLimit
 from ._server import MockEvoLink, serve_forever
 from ._state import CallbackDelivery, MockStats, MockTask, RecordedRequest
 
@@ -46,6 +50,7 @@ __all__ = [
     "MockEvoLink",
     "MockStats",
     "MockTask",
+    "RateLimit",
     "RecordedRequest",
     "serve_forever",
 ]

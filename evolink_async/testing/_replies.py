@@ -34,6 +34,7 @@ __all__ = [
     "not_found_route",
     "num",
     "problem_response",
+    "rate_limited_reply",
     "seconds_text",
 ]
 
@@ -215,6 +216,16 @@ def fault_reply(injection: Injection, request_id: str, time_scale: float) -> web
         raw = payload.encode() if isinstance(payload, str) else payload
         return web.Response(body=raw, status=status, headers=headers)
     return json_response(body, status=status, headers=headers)
+
+
+def rate_limited_reply(wait: float, request_id: str) -> web.Response:
+    """The 429 of a key past its `RateLimit`: `Retry-After` is the seconds until a token."""
+    text = seconds_text(max(wait, 0.001))
+    body = error_body(
+        429, "rate_limit_exceeded", f"Rate limit exceeded, retry after {text} seconds"
+    )
+    headers = {"X-Request-Id": request_id, "Retry-After": text}
+    return json_response(body, status=429, headers=headers)
 
 
 def drop(request: web.BaseRequest) -> NoReturn:

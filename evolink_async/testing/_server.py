@@ -27,6 +27,7 @@ from aiohttp import web
 
 from ._faults import CREATE_ROUTE, Fault, FaultPlan, Injection, is_api_route, pick_fault
 from ._files import UploadRoutes, VideoRoutes
+from ._limits import KeyBuckets, RateLimit
 from ._outbound import Callbacks, Outbound
 from ._replies import (
     Call,
@@ -34,8 +35,10 @@ from ._replies import (
     ReplyError,
     drop,
     fault_reply,
+    json_response,
     not_found_route,
     problem_response,
+    rate_limited_reply,
 )
 from ._state import MODEL_PROFILES, MockState, MockStats, MockTask, RecordedRequest, video_bytes
 from ._tasks import Ledger, TaskRoutes, task_json
@@ -98,6 +101,14 @@ class MockEvoLink:
     - Result videos at `/files/videos/{id}.mp4?sig=...` (no key needed,
       `Range: bytes=N-` supported) and uploads at
       `/files/uploads/{file_id}/{name}`.
+    - `GET /_mock/stats` (no key, not counted): `stats_json()`, so a test in
+      another process can count what the mock saw.
+
+    **Rate limit.** With `rate_limit` (or `creates_per_second` /
+    `reads_per_second`), each key's creates and reads draw from token buckets
+    (see `RateLimit`); past them the mock answers 429 with the API's
+    `rate_limit_error` body and a `Retry-After` of the seconds until a
+    token, counted in `stats.rate_limited`.
 
     **Task life.** A task's mean run time is its model's estimated time
     (`estimated_times`, unscaled seconds for 5 s of video) times
@@ -156,6 +167,11 @@ class MockEvoLink:
         faults: random faults (`FaultPlan`); settable later as `mock.faults`.
         video_size: bytes of each fake video.
         keep_requests: how many requests `requests_log` keeps (0 = none).
+        rate_limit: per-key limits on creates and reads (`RateLimit`);
+            settable later as `mock.rate_limit`.
+        creates_per_second: shorthand for `RateLimit(creates_per_second=...)`
+            (with `reads_per_second`, when `rate_limit` is not given).
+        reads_per_second: shorthand for `RateLimit(reads_per_second=...)`.
         host: interface to listen on.
         port: port to listen on; 0 picks a free one.
     """
@@ -194,6 +210,9 @@ class MockEvoLink:
         faults: FaultPlan | None = None,
         video_size: int = 64 * 1024,
         keep_requests: int = 10_000,
+        rate_limit: RateLimit | None = None,
+        creates_per_second: float | None = None,
+        reads_per_second: float | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -207,8 +226,13 @@ class MockEvoLink:
             raise ValueError(f"failure_rate must be in [0, 1], got {failure_rate!r}")
         if video_size < 0 or keep_requests < 0:
             raise ValueError("video_size and keep_requests must be >= 0")
+        if rate_limit is None and (creates_per_second or reads_per_second) is not None:
+            rate_limit = RateLimit(
+                creates_per_second=creates_per_second, reads_per_second=reads_per_second
+            )
         self.api_key = api_key
         self.faults: FaultPlan | None = faults
+        self._buckets: KeyBuckets | None = None
         self.host = host
         self._port = port
         times = {model: profile.estimated_time for model, profile in MODEL_PROFILES.items()}
@@ -255,6 +279,7 @@ class MockEvoLink:
 
         self._runner: web.AppRunner | None = None
         self._closed = False
+        self.rate_limit = rate_limit
 
     # ----------------------------------------------------------- lifecycle
 
@@ -333,6 +358,43 @@ class MockEvoLink:
     def clock(self) -> float:
         """The loop clock every task time and `stats.polls` entry is on."""
         return self._state.clock()
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The per-key limits on creates and reads (None: none); settable, buckets start full."""
+        return self._buckets.limit if self._buckets is not None else None
+
+    @rate_limit.setter
+    def rate_limit(self, limit: RateLimit | None) -> None:
+        if limit is not None and not isinstance(limit, RateLimit):
+            raise TypeError(f"rate_limit must be a RateLimit or None, got {limit!r}")
+        self._buckets = KeyBuckets(limit, self._state.clock) if limit is not None else None
+
+    def stats_json(self) -> dict[str, Any]:
+        """
+        The counters of `stats` as plain JSON (what `GET /_mock/stats` answers).
+
+        Keys: `tasks_created`, `creates_per_key`, `replays`, `requests` (by
+        route key), `rate_limited` (429s by route key), `faults_injected`,
+        `rejected_creates`, `idempotency_conflicts`, `in_flight`,
+        `max_in_flight`, `uploads`, `polls` (reads per task id), `downloads`.
+        """
+        stats = self._state.stats
+        return {
+            "tasks_created": stats.tasks_created,
+            "creates_per_key": dict(stats.creates_per_key),
+            "replays": stats.replays,
+            "requests": dict(stats.requests),
+            "rate_limited": dict(stats.rate_limited),
+            "faults_injected": dict(stats.faults_injected),
+            "rejected_creates": stats.rejected_creates,
+            "idempotency_conflicts": stats.idempotency_conflicts,
+            "in_flight": stats.in_flight,
+            "max_in_flight": stats.max_in_flight,
+            "uploads": stats.uploads,
+            "polls": {task_id: len(times) for task_id, times in stats.polls.items()},
+            "downloads": dict(stats.downloads),
+        }
 
     def video_bytes(self, task_id: str) -> bytes:
         """The bytes the result video of `task_id` is served with."""
@@ -431,6 +493,7 @@ class MockEvoLink:
             "/files/uploads/{file_id}/{name}",
             add("GET /files/uploads/{file_id}/{name}", uploads.uploaded_file, auth=False),
         )
+        router.add_get("/_mock/stats", self._stats_route)
         router.add_route("*", "/{tail:.*}", self._unknown_route)
 
     def _endpoint(self, route: str, handler: Handler, *, auth: bool) -> _Endpoint:
@@ -489,6 +552,10 @@ class MockEvoLink:
         try:
             if auth and not self._authorized(request):
                 raise ReplyError(401, "unauthorized", "Invalid or missing API key")
+            wait = self._buckets.take(self.api_key, route) if self._buckets is not None else 0.0
+            if wait > 0.0:
+                self._state.stats.rate_limited[route] += 1
+                return rate_limited_reply(wait, request_id)
             response = await handler(call)
         except ReplyError as problem:
             response = problem_response(problem, request_id)
@@ -501,6 +568,10 @@ class MockEvoLink:
             elif fault is Fault.DROP_AFTER:
                 drop(request)
         return response
+
+    async def _stats_route(self, request: web.Request) -> web.StreamResponse:
+        """`GET /_mock/stats`: `stats_json()`, left out of the counters it reports."""
+        return json_response(self.stats_json())
 
     async def _unknown_route(self, request: web.Request) -> web.StreamResponse:
         """Any route the mock does not serve: counted as `"<METHOD> <unknown>"`, then 404."""

@@ -233,6 +233,8 @@ class MockStats:
         downloads: video downloads served (200 or 206), by task id.
         expired_downloads: video downloads refused because the URL expired.
         faults_injected: faults applied, by `Fault` value (`"rate_limit"`...).
+        rate_limited: requests answered 429 by the mock's `RateLimit`, by
+            route key (injected `RATE_LIMIT` faults are in `faults_injected`).
     """
 
     requests: collections.Counter[str] = attrs.field(factory=_counter)
@@ -251,6 +253,7 @@ class MockStats:
     downloads: collections.Counter[str] = attrs.field(factory=_counter)
     expired_downloads: int = 0
     faults_injected: collections.Counter[str] = attrs.field(factory=_counter)
+    rate_limited: collections.Counter[str] = attrs.field(factory=_counter)
 
     def reset_max_in_flight(self) -> None:
         """Start measuring `max_in_flight` afresh (from the current `in_flight`)."""
