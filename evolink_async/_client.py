@@ -375,6 +375,7 @@ class EvoLinkClient:
         journal: str | os.PathLike[str] | None = None,
         download_dir: str | os.PathLike[str] | None = None,
         max_active: int = DEFAULT_MAX_ACTIVE,
+        run_id: str | None = None,
     ) -> BatchRun:
         """
         Run many jobs: create, watch, download; resumable with a journal.
@@ -392,6 +393,11 @@ class EvoLinkClient:
             download_dir: download each completed video here, as
                 `<job id>.mp4` (the id made safe for a file name).
             max_active: tasks created and not yet finished, at most.
+            run_id: names the run; each job's Idempotency-Key is derived from
+                it, the job id and the request, so every attempt and every
+                process sends the same key for the same job. A new run id
+                makes fresh tasks on purpose. Default: the one an SQLite
+                journal keeps (made on its first use), or a fresh one.
 
         Returns:
             A `BatchRun`: iterate it for outcomes in completion order, or
@@ -408,6 +414,7 @@ class EvoLinkClient:
             journal=Path(journal) if journal is not None else None,
             download_dir=Path(download_dir) if download_dir is not None else None,
             max_active=max_active,
+            run_id=run_id,
         )
 
     # -- files, credits, downloads ------------------------------------------

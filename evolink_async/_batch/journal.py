@@ -41,16 +41,18 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
 from .._errors import JournalError
+from .keys import check_run_id, new_run_id
 
-__all__ = ["Journal", "JournalEntry", "JournalError"]
+__all__ = ["Claim", "Journal", "JournalEntry", "JournalError"]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -79,6 +81,25 @@ class JournalEntry:
     outcome: Mapping[str, Any] | None
     #: Local file (as given in the job) -> the URL it was uploaded to.
     uploads: Mapping[str, str] | None = None
+    #: When each of the three writes reached the journal (None: not yet, or
+    #: a journal that does not keep it).
+    begun_at: datetime | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Claim:
+    """What claiming a job found: the runner's next step for it."""
+
+    #: False: the job id was already read in this run (a duplicate).
+    first: bool
+    #: What earlier runs (or other processes) recorded; None for a new job.
+    entry: JournalEntry | None
+    #: Another live process of the run holds it: check again later.
+    held: bool = False
+    #: Another live process of the run finished it: its outcome is theirs.
+    elsewhere: bool = False
 
 
 class Journal:
@@ -91,6 +112,7 @@ class Journal:
 
     def __init__(self, path: Path, *, durable: bool = True) -> None:
         self.path = path
+        self.where = str(path)
         self._durable = durable
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evolink-journal")
         self._db: sqlite3.Connection | None = None
@@ -198,19 +220,67 @@ class Journal:
         row: tuple[Any, ...] | None = cursor.fetchone()
         return row
 
-    async def claim(self, job_id: str) -> tuple[bool, JournalEntry | None]:
+    async def claim(
+        self, job_id: str, fingerprint: str | None = None, *, again: bool = False
+    ) -> Claim:
         """
-        Mark `job_id` as read in this run; return (first time this run, entry).
+        Mark `job_id` as read in this run; say what earlier runs recorded of it.
 
-        The entry is what earlier runs recorded, or None for a new job.
+        One run holds an SQLite journal at a time, so a job is never held
+        elsewhere; `fingerprint` and `again` matter to shared journals only.
         """
         first, row = await self._call(self._claim_sync, job_id)
-        return first, self._entry(row)
+        return Claim(first=first, entry=self._entry(row))
 
     def _claim_sync(self, job_id: str) -> tuple[bool, tuple[Any, ...] | None]:
         assert self._db is not None
         cursor = self._db.execute("INSERT OR IGNORE INTO temp.seen VALUES (?)", (job_id,))
         return cursor.rowcount == 1, self._get_sync(job_id)
+
+    async def bind_run(self, run_id: str | None) -> str:
+        """
+        The run id this journal belongs to: kept on first use, reused on resume.
+
+        Raises:
+            JournalError: the journal belongs to another run.
+        """
+        if run_id is not None:
+            check_run_id(run_id)
+        stored: str = await self._call(self._bind_run_sync, run_id or new_run_id())
+        if run_id is not None and stored != run_id:
+            raise JournalError(
+                f"{self.path}: the journal of run {stored!r}, not {run_id!r};"
+                " a new run needs a new journal"
+            )
+        return stored
+
+    def _bind_run_sync(self, run_id: str) -> str:
+        assert self._db is not None
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('run_id', ?)", (run_id,))
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
+        return str(row[0])
+
+    async def entries(self) -> AsyncIterator[JournalEntry]:
+        """Every job the journal holds, in the order first recorded, a page at a time."""
+        await self.flush()
+        after = 0
+        while True:
+            rows: list[tuple[Any, ...]] = await self._call(self._page_sync, after)
+            if not rows:
+                return
+            for row in rows:
+                entry = self._entry(row[1:])
+                assert entry is not None
+                yield entry
+            after = rows[-1][0]
+
+    def _page_sync(self, after: int) -> list[tuple[Any, ...]]:
+        assert self._db is not None
+        return self._db.execute(
+            "SELECT rowid, job_id, idempotency_key, fingerprint, task_id, outcome, uploads"
+            " FROM jobs WHERE rowid > ? ORDER BY rowid LIMIT 500",
+            (after,),
+        ).fetchall()
 
     async def counts(self) -> dict[str, int]:
         """How many jobs are begun (no task yet), created (no outcome yet) and finished."""

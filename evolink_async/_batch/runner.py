@@ -52,7 +52,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .. import _models
 from .._api.downloads import Downloader, safe_filename
-from .._api.endpoints import Endpoints, new_idempotency_key
+from .._api.endpoints import Endpoints
 from .._api.uploads import Uploads
 from .._errors import (
     APIError,
@@ -70,6 +70,7 @@ from .._values import Task
 from .._watch.watcher import WatchEntry, Watcher
 from .jobs import BatchStats, Job, JobOutcome, JobSource, fingerprint, job_stand_in, read_job
 from .journal import Journal, JournalEntry
+from .keys import check_run_id, derive_key
 from .limiter import AIMDLimiter
 from .resume import is_final, journal_record, read_record, worth_resending
 
@@ -126,7 +127,10 @@ class BatchRun:
         journal: str | Path | None,
         download_dir: str | Path | None,
         max_active: int = DEFAULT_MAX_ACTIVE,
+        run_id: str | None = None,
     ) -> None:
+        if run_id is not None:
+            check_run_id(run_id)
         if not is_whole(concurrency) or concurrency < 1:
             raise ValidationError(f"concurrency={concurrency!r}: must be a whole number >= 1")
         if not is_whole(max_active) or max_active < 1:
@@ -140,6 +144,9 @@ class BatchRun:
         self._download_dir = Path(download_dir) if download_dir is not None else None
         self._limiter = AIMDLimiter(concurrency)
         self._max_active = max_active
+        #: Names the run in every derived Idempotency-Key; the journal's
+        #: own when none is given (see `_open_journal`).
+        self.run_id = run_id
         self.stats = BatchStats(concurrency=concurrency)
         self._runner: asyncio.Task[None] | None = None
         self._send: MemoryObjectSendStream[JobOutcome] | None = None
@@ -337,6 +344,7 @@ class BatchRun:
             journal = Journal(Path(self._tempdir.name) / "run.journal", durable=False)
         try:
             await journal.open()
+            self.run_id = await journal.bind_run(self.run_id)
         except BaseException:
             # Refused (another run holds it, it is not a journal): nothing
             # was sent; the JournalError says why.
@@ -409,7 +417,8 @@ class BatchRun:
             return JobOutcome(job=job, error=error, index=index)
         job_id = job.id or f"job-{job_print[:16]}"
         job = attrs.evolve(job, id=job_id)
-        first, entry = await journal.claim(job_id)
+        claim = await journal.claim(job_id, job_print)
+        first, entry = claim.first, claim.entry
         if not first:
             error = ValidationError(
                 f"job id {job_id!r} appears twice in this run; ids must be unique"
@@ -434,7 +443,14 @@ class BatchRun:
             payload = json.dumps(_models.request_body(request), separators=(",", ":")).encode()
         except EvoLinkError as exc:
             return JobOutcome(job=job, error=exc, index=index)
-        key = entry.idempotency_key if entry is not None else new_idempotency_key()
+        assert self.run_id is not None
+        # A key recorded earlier wins: journals from before derived keys
+        # hold random ones, and their tasks were created under those.
+        key = (
+            entry.idempotency_key
+            if entry is not None
+            else derive_key(self.run_id, job_id, job_print)
+        )
         if entry is None:
             await journal.begin(job_id, key, job_print, uploads or None)
         started = asyncio.get_running_loop().time()
