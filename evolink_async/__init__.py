@@ -18,6 +18,7 @@ public submodules.
 from ._api.retry import RetryPolicy
 from ._batch.jobs import BatchStats, Job, JobOutcome
 from ._batch.runner import BatchRun
+from ._batch.shared_budget import SharedBudget
 from ._client import EvoLinkClient
 from ._errors import (
     APIConnectionError,
@@ -100,6 +101,7 @@ __all__ = [
     "SeedanceFastImageToVideo",
     "SeedanceImageToVideo",
     "ServerError",
+    "SharedBudget",
     "Task",
     "TaskCancelledError",
     "TaskError",

@@ -42,6 +42,7 @@ from ._api.transport import Transport
 from ._api.uploads import Uploads
 from ._batch.jobs import JobSource
 from ._batch.runner import DEFAULT_MAX_ACTIVE, BatchRun
+from ._batch.shared_budget import SharedBudget
 from ._config import (
     check_batch_arguments,
     check_download_arguments,
@@ -376,6 +377,7 @@ class EvoLinkClient:
         download_dir: str | os.PathLike[str] | None = None,
         max_active: int = DEFAULT_MAX_ACTIVE,
         run_id: str | None = None,
+        budget: SharedBudget | None = None,
     ) -> BatchRun:
         """
         Run many jobs: create, watch, download; resumable with a journal.
@@ -398,6 +400,9 @@ class EvoLinkClient:
                 process sends the same key for the same job. A new run id
                 makes fresh tasks on purpose. Default: the one an SQLite
                 journal keeps (made on its first use), or a fresh one.
+            budget: a `SharedBudget`: each create waits for one of its
+                tokens, and while the run lasts the client's polls draw from
+                it too, so processes sharing a key stay within its limits.
 
         Returns:
             A `BatchRun`: iterate it for outcomes in completion order, or
@@ -415,6 +420,7 @@ class EvoLinkClient:
             download_dir=Path(download_dir) if download_dir is not None else None,
             max_active=max_active,
             run_id=run_id,
+            budget=budget,
         )
 
     # -- files, credits, downloads ------------------------------------------

@@ -242,7 +242,9 @@ async def test_journal_holds_no_api_key(mock: MockEvoLink, tmp_path: Path) -> No
         await client.batch([wan(f"s-{n}") for n in range(3)], journal=journal).results()
     data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert mock.api_key.encode() not in data
-    rows = sqlite3.connect(journal).execute("SELECT job_id, task_id FROM jobs").fetchall()
+    db = sqlite3.connect(journal)
+    rows = db.execute("SELECT job_id, task_id FROM jobs").fetchall()
+    db.close()  # Python 3.13 warns of a connection left to the garbage collector
     assert len(rows) == 3 and all(task_id for _, task_id in rows)
 
 

@@ -89,9 +89,9 @@ async def test_an_sqlite_journal_keeps_its_run_id_for_the_resume(
     async with make_client(mock) as client:
         run = client.batch([wan("a")], journal=journal)
         await run.results()
-        stored = sqlite3.connect(journal).execute(
-            "SELECT value FROM meta WHERE key = 'run_id'"
-        ).fetchone()
+        db = sqlite3.connect(journal)
+        stored = db.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
+        db.close()  # Python 3.13 warns of a connection left to the garbage collector
         assert stored == (run.run_id,)
         resumed = client.batch([wan("a"), wan("b")], journal=journal)
         await resumed.results()

@@ -73,6 +73,7 @@ from .journal import Journal, JournalEntry
 from .keys import check_run_id, derive_key
 from .limiter import AIMDLimiter
 from .resume import is_final, journal_record, read_record, worth_resending
+from .shared_budget import SharedBudget
 
 __all__ = ["DEFAULT_MAX_ACTIVE", "BatchRun"]
 
@@ -128,9 +129,12 @@ class BatchRun:
         download_dir: str | Path | None,
         max_active: int = DEFAULT_MAX_ACTIVE,
         run_id: str | None = None,
+        budget: SharedBudget | None = None,
     ) -> None:
         if run_id is not None:
             check_run_id(run_id)
+        if budget is not None and not isinstance(budget, SharedBudget):
+            raise ValidationError(f"budget={budget!r}: must be a SharedBudget or None")
         if not is_whole(concurrency) or concurrency < 1:
             raise ValidationError(f"concurrency={concurrency!r}: must be a whole number >= 1")
         if not is_whole(max_active) or max_active < 1:
@@ -144,6 +148,7 @@ class BatchRun:
         self._download_dir = Path(download_dir) if download_dir is not None else None
         self._limiter = AIMDLimiter(concurrency)
         self._max_active = max_active
+        self._budget = budget
         #: Names the run in every derived Idempotency-Key; the journal's
         #: own when none is given (see `_open_journal`).
         self.run_id = run_id
@@ -301,6 +306,8 @@ class BatchRun:
             # A run that fails before its task group still ends the stream,
             # so the consumer sees the error instead of waiting forever.
             self._journal = await self._open_journal()
+            if self._budget is not None:
+                self._watcher.poll_gates.append(self._budget)
             async with send, anyio.create_task_group() as group:
                 group.start_soon(self._finisher, group, send)
                 await self._produce(group, send)
@@ -326,6 +333,8 @@ class BatchRun:
             send.close()
             self.stats.finished_at = time.monotonic()
             watcher = self._watcher
+            if self._budget is not None and self._budget in watcher.poll_gates:
+                watcher.poll_gates.remove(self._budget)
             for active in list(self._active.values()):
                 if active.entry is not None:
                     watcher.unwatch(active.entry, self._listener(active))
@@ -453,6 +462,8 @@ class BatchRun:
         )
         if entry is None:
             await journal.begin(job_id, key, job_print, uploads or None)
+        if self._budget is not None:
+            await self._budget.take_create()
         started = asyncio.get_running_loop().time()
         try:
             created = await self._endpoints.create_task(payload, idempotency_key=key)

@@ -15,12 +15,14 @@ The watcher's poll budget, as pure controllers: a clock reading in, numbers out.
   finish) are not queued behind the ones that do not.
 
 None of these sleeps or reads a clock; the watcher hands them its own.
+`PollGate` is the one exception's shape: a budget shared with other
+processes (`SharedBudget`) that the watcher also asks before each poll.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Final, Protocol
 
 __all__ = [
     "BUSY_UTILIZATION",
@@ -32,6 +34,7 @@ __all__ = [
     "MIN_SLOWDOWN",
     "RECOVERY_STEP",
     "WINDOW_POLLS",
+    "PollGate",
     "Pressure",
     "Slowdown",
     "TokenBucket",
@@ -54,6 +57,18 @@ WINDOW_POLLS: Final = 100
 #: calm, within [MIN_PRESSURE, 1].
 EASE: Final = 0.8
 MIN_PRESSURE: Final = 1 / 16
+
+
+class PollGate(Protocol):
+    """A poll budget beyond the watcher's own, e.g. one shared by many processes."""
+
+    def take_poll(self) -> bool:
+        """Use one poll token held here; False when `refill_polls` must run first."""
+        ...
+
+    async def refill_polls(self) -> None:
+        """Get more poll tokens, waiting until they may be used."""
+        ...
 
 
 class TokenBucket:

@@ -70,7 +70,7 @@ from .._errors import (
 )
 from .._values import Task, TaskStatus
 from . import planner
-from .budget import LATE_FRACTION, Pressure, Slowdown, TokenBucket
+from .budget import LATE_FRACTION, PollGate, Pressure, Slowdown, TokenBucket
 from .policy import PollPolicy
 
 __all__ = ["WatchEntry", "Watcher"]
@@ -182,6 +182,8 @@ class Watcher:
         self._in_flight = 0
         self._slowdown = Slowdown()
         self._bucket: TokenBucket | None = None
+        #: Budgets shared with other processes, asked after the watcher's own.
+        self.poll_gates: list[PollGate] = []
         self._batch_ok = policy.batch_endpoint
         self._hints: OrderedDict[str, None] = OrderedDict()
         self._closed = False
@@ -458,6 +460,10 @@ class Watcher:
             delay = bucket.delay(now, budget)
             if delay > 0:
                 await asyncio.sleep(delay)
+                continue
+            gate = next((gate for gate in self.poll_gates if not gate.take_poll()), None)
+            if gate is not None:
+                await gate.refill_polls()
                 continue
             due, _, entry = heapq.heappop(heap)
             self._pressure.sent(

@@ -1,0 +1,332 @@
+"""
+`SharedBudget`: one API key's creates and polls per second, shared through
+PostgreSQL by every process that names the same database (and bucket).
+
+Each limit is a token bucket row refilled on the database's clock. A take
+is one `UPDATE ... RETURNING` that always takes its tokens, possibly into
+debt: the tokens left say how long the taker waits before using them, so
+the k-th token is granted no sooner than `(k - burst) / rate` seconds after
+the bucket was full, whatever the number of processes, and nobody retries.
+Creates take one token per `UPDATE`; polls take small blocks and hand them
+out locally.
+
+When the database cannot be reached, a process falls back to its share of
+the rate (the rate divided by the processes seen alive lately, or the whole
+rate when it never knew) in a local bucket, and tries the database again a
+few seconds later. The SDK's 429 handling stays the last defence either
+way. The API key is never stored: a bucket is named by `name` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+from .._errors import ValidationError
+from .._numbers import is_number
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["SharedBudget"]
+
+logger = logging.getLogger("evolink_async")
+
+#: A bucket holds a tenth of a second of tokens (at least one): enough for
+#: timer jitter, and the server's own bucket, which holds more, never sees
+#: a burst above the rate.
+BURST_SECONDS: Final = 0.1
+#: Poll tokens taken per database round trip, at most.
+POLL_BLOCK: Final = 8
+#: After a database failure, the local share is used this long before the
+#: database is tried again.
+RETRY_DATABASE: Final = 5.0
+#: Seconds a database call may take before the local share takes over.
+DATABASE_TIMEOUT: Final = 2.0
+#: How often a process says it is alive, and how long that counts.
+HEARTBEAT: Final = 5.0
+ALIVE_FOR: Final = 20.0
+
+_NAME: Final = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS evolink_budget (
+    name text NOT NULL,
+    kind text NOT NULL,
+    rate double precision NOT NULL,
+    burst double precision NOT NULL,
+    tokens double precision NOT NULL,
+    stamp double precision NOT NULL,
+    PRIMARY KEY (name, kind)
+);
+CREATE TABLE IF NOT EXISTS evolink_budget_members (
+    name text NOT NULL,
+    member text NOT NULL,
+    seen double precision NOT NULL,
+    PRIMARY KEY (name, member)
+);
+"""
+_ENSURE: Final = """
+INSERT INTO evolink_budget (name, kind, rate, burst, tokens, stamp)
+VALUES ($1, $2, $3, $4, $4, extract(epoch from clock_timestamp()))
+ON CONFLICT (name, kind) DO UPDATE SET rate = excluded.rate, burst = excluded.burst
+"""
+# Refill on the database clock, then take `$3` tokens, into debt if need be;
+# the tokens left (negative: owed) tell the taker how long to wait.
+_TAKE: Final = """
+UPDATE evolink_budget
+SET tokens = least(
+        burst, tokens + greatest(0, extract(epoch from clock_timestamp()) - stamp) * rate
+    ) - $3,
+    stamp = greatest(stamp, extract(epoch from clock_timestamp()))
+WHERE name = $1 AND kind = $2
+RETURNING tokens, rate
+"""
+_HEARTBEAT: Final = """
+INSERT INTO evolink_budget_members (name, member, seen)
+VALUES ($1, $2, extract(epoch from clock_timestamp()))
+ON CONFLICT (name, member) DO UPDATE SET seen = excluded.seen
+"""
+_ALIVE: Final = """
+SELECT count(*) FROM evolink_budget_members
+WHERE name = $1 AND seen > extract(epoch from clock_timestamp()) - $2
+"""
+_LEAVE: Final = "DELETE FROM evolink_budget_members WHERE name = $1 AND member = $2"
+
+
+def _check_rate(name: str, value: object, *, optional: bool) -> float | None:
+    if value is None and optional:
+        return None
+    if not is_number(value) or not 0 < float(value) < math.inf:
+        raise ValidationError(f"{name}={value!r}: must be a positive number")
+    return float(value)
+
+
+class _LocalBucket:
+    """The fallback: a token bucket on this process's clock, at a rate set per take."""
+
+    __slots__ = ("stamp", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens = 0.0
+        self.stamp: float | None = None
+
+    def take(self, now: float, rate: float, count: int) -> float:
+        """Take `count` tokens (into debt); the seconds to wait before using them."""
+        burst = max(1.0, rate * BURST_SECONDS)
+        if self.stamp is None:
+            self.tokens, self.stamp = burst, now
+        self.tokens = min(burst, self.tokens + max(0.0, now - self.stamp) * rate) - count
+        self.stamp = max(self.stamp, now)
+        return max(0.0, -self.tokens / rate)
+
+
+class SharedBudget:
+    """
+    Creates and polls per second for one API key, shared across processes.
+
+    Pass it to `client.batch(..., budget=budget)` in every process (on one
+    machine or many) that uses the key: each create waits for a token, and
+    the client's watcher draws its polls from the same budget while the run
+    lasts. The buckets live in PostgreSQL (tables made on first use), so
+    the sum over all processes stays within the rates. If the database is
+    unreachable, each process uses its share (the rate over the processes
+    seen alive lately, or the whole rate) until it is back. The SDK's 429
+    handling remains the last defence.
+
+    It connects lazily, in the event loop that first uses it, and is used
+    from that loop only; close it with `await budget.aclose()` or use
+    `async with budget:`. Needs the `postgres` extra
+    (`pip install 'evolink-async[postgres]'`).
+
+    Args:
+        dsn: a `postgresql://` URL.
+        creates_per_second: creates per second for the key, all processes
+            together; stay a little under the server's limit.
+        polls_per_second: poll requests per second, all processes together;
+            None leaves polls to each client's own `PollPolicy`.
+        name: names the bucket, so several keys can share one database
+            (never the key itself).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        creates_per_second: float,
+        polls_per_second: float | None = None,
+        name: str = "default",
+    ) -> None:
+        given: tuple[object, object] = (dsn, name)
+        if not isinstance(given[0], str) or not dsn.startswith(("postgresql://", "postgres://")):
+            raise ValidationError("dsn: must be a postgresql:// URL")
+        if not isinstance(given[1], str) or not _NAME.fullmatch(name):
+            raise ValidationError(f"name={name!r}: 1-100 characters of [A-Za-z0-9._:-]")
+        self.creates_per_second = _check_rate(
+            "creates_per_second", creates_per_second, optional=False
+        )
+        self.polls_per_second = _check_rate("polls_per_second", polls_per_second, optional=True)
+        self.name = name
+        self._dsn = dsn
+        self._member = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._connection: asyncpg.Connection[Any] | None = None
+        self._lock: asyncio.Lock | None = None
+        self._down_until = -math.inf
+        self._next_heartbeat = -math.inf
+        self._alive: int | None = None
+        self._local = {"create": _LocalBucket(), "poll": _LocalBucket()}
+        self._poll_tokens = 0
+        self._closed = False
+        #: Takes served from the local share because the database failed.
+        self.fallbacks = 0
+
+    def __repr__(self) -> str:
+        # The DSN may hold a password: only the parts a log can show.
+        return (
+            f"SharedBudget(name={self.name!r}, creates_per_second={self.creates_per_second}, "
+            f"polls_per_second={self.polls_per_second})"
+        )
+
+    async def __aenter__(self) -> SharedBudget:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Leave the members table and close the connection (the buckets stay)."""
+        self._closed = True
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await asyncio.wait_for(connection.execute(_LEAVE, self.name, self._member), 1.0)
+        except Exception:  # leaving is a courtesy: the heartbeat lapses anyway
+            logger.debug("shared budget: could not leave the members table", exc_info=True)
+        finally:
+            connection.terminate()
+
+    # -- what the runner and the watcher call --------------------------------
+
+    async def take_create(self) -> None:
+        """Wait until this process may send one create."""
+        assert self.creates_per_second is not None
+        await asyncio.sleep(await self._take("create", self.creates_per_second, 1))
+
+    def take_poll(self) -> bool:
+        """Use one poll token held locally; False when `refill_polls` must run first."""
+        if self.polls_per_second is None:
+            return True
+        if self._poll_tokens > 0:
+            self._poll_tokens -= 1
+            return True
+        return False
+
+    async def refill_polls(self) -> None:
+        """Take a block of poll tokens from the shared bucket, waiting until they are due."""
+        rate = self.polls_per_second
+        if rate is None or self._poll_tokens > 0:
+            return
+        block = max(1, min(POLL_BLOCK, int(rate * BURST_SECONDS)))
+        await asyncio.sleep(await self._take("poll", rate, block))
+        self._poll_tokens += block
+
+    # -- the buckets ------------------------------------------------------------
+
+    async def _take(self, kind: str, rate: float, count: int) -> float:
+        """Take `count` tokens of `kind`; the seconds to wait before using them."""
+        if self._closed:
+            raise RuntimeError("this SharedBudget is closed")
+        loop = asyncio.get_running_loop()
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if loop.time() >= self._down_until:
+                try:
+                    return await asyncio.wait_for(
+                        self._take_shared(kind, rate, count), DATABASE_TIMEOUT
+                    )
+                except (OSError, TimeoutError, ImportError) as exc:
+                    self._database_failed(loop.time(), exc)
+                except Exception as exc:
+                    if not _is_database_error(exc):
+                        raise
+                    self._database_failed(loop.time(), exc)
+            self.fallbacks += 1
+            share = rate / self._alive if self._alive else rate
+            return self._local[kind].take(loop.time(), share, count)
+
+    def _database_failed(self, now: float, exc: BaseException) -> None:
+        if self._down_until == -math.inf or now >= self._down_until:
+            logger.warning(
+                "shared budget: database unreachable (%s); using this process's share",
+                type(exc).__name__,
+            )
+        self._down_until = now + RETRY_DATABASE
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.terminate()
+
+    async def _take_shared(self, kind: str, rate: float, count: int) -> float:
+        connection = await self._connect()
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now >= self._next_heartbeat:
+            await connection.execute(_HEARTBEAT, self.name, self._member)
+            alive = await connection.fetchval(_ALIVE, self.name, ALIVE_FOR)
+            self._alive = max(1, int(alive or 1))
+            self._next_heartbeat = loop_now + HEARTBEAT
+        row = await connection.fetchrow(_TAKE, self.name, kind, float(count))
+        if row is None:
+            await self._ensure(connection)
+            row = await connection.fetchrow(_TAKE, self.name, kind, float(count))
+            assert row is not None
+        tokens, shared_rate = float(row[0]), float(row[1])
+        return max(0.0, -tokens / shared_rate)
+
+    async def _connect(self) -> asyncpg.Connection[Any]:
+        if self._connection is not None and not self._connection.is_closed():
+            return self._connection
+        try:
+            import asyncpg
+        except ImportError:
+            raise ImportError(
+                "SharedBudget needs asyncpg: pip install 'evolink-async[postgres]'"
+            ) from None
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(
+            self._dsn, timeout=DATABASE_TIMEOUT
+        )
+        try:
+            # Two processes making the tables at once would collide in the
+            # catalog; the advisory lock makes them take turns.
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock(7201020301)")
+                await connection.execute(_SCHEMA)
+            await self._ensure(connection)
+        except BaseException:
+            connection.terminate()
+            raise
+        self._connection = connection
+        return connection
+
+    async def _ensure(self, connection: asyncpg.Connection[Any]) -> None:
+        """Make (or re-rate) this budget's rows; a rate given here wins for everyone."""
+        assert self.creates_per_second is not None
+        rates = [("create", self.creates_per_second), ("poll", self.polls_per_second)]
+        for kind, rate in rates:
+            if rate is not None:
+                burst = max(1.0, rate * BURST_SECONDS)
+                await connection.execute(_ENSURE, self.name, kind, rate, burst)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """True for asyncpg's own errors (imported only when asyncpg is there)."""
+    try:
+        import asyncpg
+    except ImportError:
+        return False
+    return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError)
