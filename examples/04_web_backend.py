@@ -6,7 +6,11 @@ starts (a `cleanup_ctx`) and closed when it stops, shared by every request;
 a middleware that turns each `EvoLinkError` into a sensible HTTP status; and
 EvoLink's callback route mounted with `evolink_async.webhooks.callback_handler`,
 so a request waiting on a task wakes as soon as EvoLink calls back instead of
-at its next planned poll. A client that disconnects cancels only its own wait.
+at its next planned poll. A client that disconnects cancels only its own wait:
+the runner is made with `handler_cancellation=True` (aiohttp's default lets a
+handler run on after its client has gone), so the handler is cancelled, its
+`client.wait` ends, and the shared watcher stops polling that task unless
+another request is waiting on it.
 
 Routes:
 
@@ -330,7 +334,9 @@ class AccessLogger(AbstractAccessLogger):
 
 async def start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
     """Serve `app` on host:port (0: any free port); the runner and the base URL."""
-    runner = web.AppRunner(app, access_log_class=AccessLogger)
+    # handler_cancellation: a request whose client disconnects is cancelled,
+    # so its wait ends and stops costing polls (aiohttp's default runs it on).
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -8,12 +8,19 @@ as a plain endpoint that feeds the body to `client.handle_callback_body` (waiter
 on that task wake at once; the client confirms with a GET, since callbacks
 are unsigned).
 
+A client that disconnects cancels only its own wait. uvicorn does not cancel
+a handler whose client has gone (it runs to the end and its answer is
+dropped), so `POST /generate` races its wait against ASGI's
+`http.disconnect` message (`unless_disconnected`): the wait ends, and the
+shared watcher stops polling that task unless another request waits on it.
+
 Routes: `POST /generate` (JSON `{"model": ..., <the model's fields>}`: starts
 a generation, waits, answers the video URL; bad parameters 422, a failed
 generation 502 with its code, ...) and `POST /evolink/callback?token=...`.
 
-FastAPI and uvicorn are not dependencies of evolink-async; this example says
-so and exits when they are missing:
+FastAPI and uvicorn are not dependencies of evolink-async (they are in its
+`dev` extra, so the tests run this file); this example says so and exits
+when they are missing:
 
     pip install fastapi uvicorn
     EVOLINK_API_KEY=... python examples/07_fastapi_backend.py --port 8000 \\
@@ -32,8 +39,8 @@ import hmac
 import math
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
@@ -56,10 +63,11 @@ from evolink_async import (
 from evolink_async.testing import MockEvoLink
 
 if TYPE_CHECKING:
-    # Optional dependency. mypy runs both with FastAPI installed and without
-    # it (CI installs only `.[dev]`): `import-not-found` covers the second
-    # case, `unused-ignore` the first.
-    from fastapi import FastAPI  # type: ignore[import-not-found, unused-ignore]
+    # Imported where used at run time, so the file still starts (and says what
+    # to install) without FastAPI.
+    from fastapi import FastAPI, Request
+
+T = TypeVar("T")
 
 CALLBACK_PATH = "/evolink/callback"
 INSTALL_HINT = "this example needs FastAPI and uvicorn: pip install fastapi uvicorn"
@@ -97,6 +105,34 @@ def error_reply(exc: EvoLinkError) -> tuple[int, dict[str, Any], dict[str, str]]
     return status, body, headers
 
 
+async def unless_disconnected(request: "Request", work: Awaitable[T]) -> T | None:
+    """
+    `await work`, or None as soon as the client disconnects (`work` is cancelled then).
+
+    ASGI tells a handler that its client has gone with an `http.disconnect`
+    message from `receive()` (after the body, `receive()` returns nothing
+    else); uvicorn would otherwise let the handler wait on for nobody.
+    """
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    job = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not job.done():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+    if job.cancelled():
+        return None
+    return job.result()
+
+
 def make_app(
     client_factory: Callable[[], EvoLinkClient],
     *,
@@ -117,8 +153,8 @@ def make_app(
     Raises:
         ImportError: FastAPI is not installed.
     """
-    from fastapi import FastAPI, Request  # type: ignore[import-not-found, unused-ignore]
-    from fastapi.responses import JSONResponse, Response  # type: ignore[import-not-found, unused-ignore]
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
 
     secret = callback_token or secrets.token_urlsafe(24)
     callback_url = None
@@ -142,7 +178,8 @@ def make_app(
         status, body, headers = error_reply(exc)
         return JSONResponse({"error": body}, status_code=status, headers=headers)
 
-    async def generate(request: Request, payload: dict[str, Any]) -> dict[str, Any]:
+    @app.post("/generate", response_model=None)
+    async def generate(request: Request, payload: dict[str, Any]) -> dict[str, Any] | Response:
         """Start a generation and wait for it; answer its video URL."""
         fields = dict(payload)
         model = fields.pop("model", None)
@@ -150,9 +187,15 @@ def make_app(
             raise ValidationError(f"model={model!r}: a model id is required")
         if callback_url is not None:
             fields["callback_url"] = callback_url  # ours, never the caller's
-        task = await client_of(request).generate(model, timeout=max_wait, **fields)
+        # Any string: `generate` checks it (an unknown id is a ValidationError).
+        work = client_of(request).generate(model, timeout=max_wait, **fields)
+        task = await unless_disconnected(request, work)
+        if task is None:
+            # nginx's code for "client closed the request": nobody reads it.
+            return Response(status_code=499)
         return {"task_id": task.id, "status": task.status.value, "video_url": task.video_url}
 
+    @app.post(CALLBACK_PATH, status_code=204)
     async def evolink_callback(request: Request, token: str = "") -> Response:
         """EvoLink's callback: a hint that wakes waiters (confirmed with a GET)."""
         if not hmac.compare_digest(token.encode(), secret.encode()):
@@ -163,11 +206,7 @@ def make_app(
             return JSONResponse({"error": "not a task object"}, status_code=400)
         return Response(status_code=204)
 
-    # `add_api_route` rather than `@app.post`: the decorators are untyped when
-    # mypy runs without FastAPI installed, which strict mode refuses.
     app.add_exception_handler(EvoLinkError, evolink_error)
-    app.add_api_route("/generate", generate, methods=["POST"])
-    app.add_api_route(CALLBACK_PATH, evolink_callback, methods=["POST"], status_code=204)
     return app
 
 
@@ -176,7 +215,7 @@ def make_app(
 
 async def serve(app: "FastAPI", sock: socket.socket) -> tuple[Any, "asyncio.Task[None]"]:
     """Run `app` with uvicorn on a bound socket; the server and its task, once it is up."""
-    import uvicorn  # type: ignore[import-not-found, unused-ignore]
+    import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     running = asyncio.create_task(server.serve(sockets=[sock]))
@@ -218,8 +257,8 @@ async def call_yourself(url: str) -> None:
 async def main(use_mock: bool, host: str, port: int, public_url: str | None) -> None:
     """Serve the app; with --mock, call it a few times, then stop."""
     try:
-        import fastapi  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
-        import uvicorn  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError:
         print(INSTALL_HINT)
         return

@@ -6,8 +6,8 @@ Every python code block in README.md runs, so the README cannot rot.
 - Whole programs (`asyncio.run(main())`) run as a subprocess with
   `EVOLINK_API_KEY` / `EVOLINK_BASE_URL` pointing at a `mock-server`.
 - Other blocks are executed as modules (they define an app, a policy, a test);
-  any `test_*` coroutine they define is then run. A block that imports an
-  optional package (fastapi) is skipped when it is not installed.
+  any `test_*` coroutine they define is then run. FastAPI is in the `dev`
+  extra: its block runs like any other (a missing FastAPI fails it).
 
 The models section (between its markers) is run by test_readme_models.py.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import importlib.util
 import os
 import re
 import subprocess
@@ -32,7 +31,6 @@ from evolink_async.testing import MockEvoLink
 from .conftest import make_client
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-OPTIONAL = {"fastapi"}
 
 
 def blocks() -> list[tuple[int, str]]:
@@ -118,14 +116,6 @@ def test_program_runs_against_the_mock_server(
     ids=[f"line-{line}" for line, code in BLOCKS if kind(code) == "module"],
 )
 def test_module_block_runs(code: str) -> None:
-    imported = {
-        node.names[0].name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "")
-        for node in ast.walk(ast.parse(code))
-        if isinstance(node, ast.Import | ast.ImportFrom)
-    }
-    for package in OPTIONAL & {name.split(".")[0] for name in imported}:
-        if importlib.util.find_spec(package) is None:
-            pytest.skip(f"{package} is not installed (an optional dependency)")
     scope: dict[str, Any] = {"__name__": "readme_block"}
     exec(compile(code, str(README), "exec"), scope)  # noqa: S102 -- our own README
     tests = [value for name, value in scope.items() if name.startswith("test_")]
