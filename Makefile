@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench-smoke test-floor test-pythons test-py3.12 test-py3.13 clean
+.PHONY: demo test lint types unit bench-smoke test-floor test-pythons test-py3.12 test-py3.13 clean pg-start pg-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,18 @@ bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/batch_throughput.py --smoke
 	$(BIN)/python benchmarks/overhead.py --smoke
 	$(BIN)/python benchmarks/scale.py --smoke
+
+# A throwaway PostgreSQL cluster (loopback only) for the PostgreSQL journal
+# tests; its URL is in $(PG_DIR)/url: export it as EVOLINK_TEST_PG (.ci/run
+# does) so every suite run uses this one cluster instead of starting its own.
+# Outside the checkout: the server runs as its own user, who must reach it.
+PG_DIR ?= /tmp/evolink-pg-test
+
+pg-start:
+	$(PYTHON) -m tests.pgcluster start $(PG_DIR)
+
+pg-stop:
+	$(PYTHON) -m tests.pgcluster stop $(PG_DIR)
 
 clean:
 	rm -rf $(VENV) .venv-floor .venv-3.12 .venv-3.13 .mypy_cache .pytest_cache .ruff_cache dist build

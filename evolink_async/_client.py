@@ -43,6 +43,7 @@ from ._api.uploads import Uploads
 from ._batch.jobs import JobSource
 from ._batch.runner import DEFAULT_MAX_ACTIVE, BatchRun
 from ._batch.shared_budget import SharedBudget
+from ._batch.store import DEFAULT_LEASE, journal_name
 from ._config import (
     check_batch_arguments,
     check_download_arguments,
@@ -378,6 +379,7 @@ class EvoLinkClient:
         max_active: int = DEFAULT_MAX_ACTIVE,
         run_id: str | None = None,
         budget: SharedBudget | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> BatchRun:
         """
         Run many jobs: create, watch, download; resumable with a journal.
@@ -388,8 +390,10 @@ class EvoLinkClient:
                 read lazily.
             concurrency: creates in flight at once (default: the client's
                 `max_concurrency`); lowered for a while after a 429.
-            journal: an SQLite file recording every job's Idempotency-Key,
-                task id and outcome as they happen. Re-running the same jobs
+            journal: an SQLite file, or a `postgresql://` URL (shared by
+                every process of one run: needs `run_id`), recording every
+                job's Idempotency-Key, task id and outcome as they happen.
+                Re-running the same jobs
                 with the same journal re-attaches to created tasks and never
                 creates (or pays for) a job's task twice.
             download_dir: download each completed video here, as
@@ -403,6 +407,10 @@ class EvoLinkClient:
             budget: a `SharedBudget`: each create waits for one of its
                 tokens, and while the run lasts the client's polls draw from
                 it too, so processes sharing a key stay within its limits.
+            lease: with a PostgreSQL journal, seconds a silent process keeps
+                its jobs; after that the other processes of the run take
+                them over (re-attach to their tasks, or re-send their
+                creates with the same key).
 
         Returns:
             A `BatchRun`: iterate it for outcomes in completion order, or
@@ -416,11 +424,12 @@ class EvoLinkClient:
             downloader=self._downloader,
             watcher=self._watcher,
             concurrency=self.max_concurrency if concurrency is None else concurrency,
-            journal=Path(journal) if journal is not None else None,
+            journal=journal_name(journal),
             download_dir=Path(download_dir) if download_dir is not None else None,
             max_active=max_active,
             run_id=run_id,
             budget=budget,
+            lease=lease,
         )
 
     # -- files, credits, downloads ------------------------------------------

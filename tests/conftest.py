@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from evolink_async import EvoLinkClient, PollPolicy, RetryPolicy
 from evolink_async.testing import MockEvoLink
+
+from . import pgcluster
 
 #: Mock durations are scaled by this: a 165 s task takes 0.33 s.
 TIME_SCALE = 0.002
@@ -75,3 +80,28 @@ def mock_server() -> Iterator[tuple[str, str]]:
         if process.stdout is not None:
             process.stdout.close()
     assert code == 0
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """
+    A PostgreSQL URL: `EVOLINK_TEST_PG` if set (CI starts one cluster with
+    `make pg-start`), else a throwaway cluster for this session.
+
+    Skips when the server binaries are missing, except under CI, where the
+    PostgreSQL journal must be tested: there it fails.
+    """
+    given = os.environ.get("EVOLINK_TEST_PG")
+    if given:
+        yield given
+        return
+    if not pgcluster.available():
+        message = "no PostgreSQL server binaries (initdb, pg_ctl) on PATH"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: CI must run the PostgreSQL journal tests")
+        pytest.skip(f"PostgreSQL journal tests skipped: {message}")
+    root = Path(tempfile.mkdtemp(prefix="evolink-pg-"))
+    try:
+        yield pgcluster.start(root)
+    finally:
+        pgcluster.stop(root)

@@ -69,11 +69,20 @@ from .._numbers import is_whole
 from .._values import Task
 from .._watch.watcher import WatchEntry, Watcher
 from .jobs import BatchStats, Job, JobOutcome, JobSource, fingerprint, job_stand_in, read_job
-from .journal import Journal, JournalEntry
+from .journal import JournalEntry
 from .keys import check_run_id, derive_key
 from .limiter import AIMDLimiter
 from .resume import is_final, journal_record, read_record, worth_resending
 from .shared_budget import SharedBudget
+from .store import (
+    DEFAULT_LEASE,
+    JobJournal,
+    check_lease,
+    is_database_url,
+    journal_name,
+    make_journal,
+    open_journal,
+)
 
 __all__ = ["DEFAULT_MAX_ACTIVE", "BatchRun"]
 
@@ -129,10 +138,14 @@ class BatchRun:
         download_dir: str | Path | None,
         max_active: int = DEFAULT_MAX_ACTIVE,
         run_id: str | None = None,
+        lease: float = DEFAULT_LEASE,
         budget: SharedBudget | None = None,
     ) -> None:
         if run_id is not None:
             check_run_id(run_id)
+        self._lease = check_lease(lease)
+        if is_database_url(journal) and run_id is None:
+            make_journal(str(journal), run_id=None)  # raises: the run id is required
         if budget is not None and not isinstance(budget, SharedBudget):
             raise ValidationError(f"budget={budget!r}: must be a SharedBudget or None")
         if not is_whole(concurrency) or concurrency < 1:
@@ -144,7 +157,9 @@ class BatchRun:
         self._downloader = downloader
         self._watcher = watcher
         self._jobs = jobs
-        self._journal_path = Path(journal) if journal is not None else None
+        self._journal_name = journal_name(journal)
+        #: Jobs another live process held when claimed: re-checked until done.
+        self._held: list[tuple[Job, int]] = []
         self._download_dir = Path(download_dir) if download_dir is not None else None
         self._limiter = AIMDLimiter(concurrency)
         self._max_active = max_active
@@ -164,7 +179,7 @@ class BatchRun:
         self._finished_ready = asyncio.Event()
         self._iterated = False
         self._collecting = False
-        self._journal: Journal | None = None
+        self._journal: JobJournal | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._error: BaseException | None = None
         self._abandoned = False
@@ -345,20 +360,10 @@ class BatchRun:
             if self._tempdir is not None:
                 self._tempdir.cleanup()
 
-    async def _open_journal(self) -> Journal:
-        if self._journal_path is not None:
-            journal = Journal(self._journal_path, durable=True)
-        else:
-            self._tempdir = tempfile.TemporaryDirectory(prefix="evolink-batch-")
-            journal = Journal(Path(self._tempdir.name) / "run.journal", durable=False)
-        try:
-            await journal.open()
-            self.run_id = await journal.bind_run(self.run_id)
-        except BaseException:
-            # Refused (another run holds it, it is not a journal): nothing
-            # was sent; the JournalError says why.
-            await journal.close()
-            raise
+    async def _open_journal(self) -> JobJournal:
+        journal, self.run_id, self._tempdir = await open_journal(
+            self._journal_name, run_id=self.run_id, lease=self._lease
+        )
         if self._download_dir is not None:
             await anyio.Path(self._download_dir).mkdir(parents=True, exist_ok=True)
         return journal
@@ -383,6 +388,31 @@ class BatchRun:
             self.stats.read += 1
             group.start_soon(self._start_job, item, index, send)
             index += 1
+        await self._take_over(group, send)
+
+    async def _take_over(
+        self, group: anyio.abc.TaskGroup, send: MemoryObjectSendStream[JobOutcome]
+    ) -> None:
+        """
+        Stay while other processes hold jobs of this run: re-check them every
+        few seconds, and take over those whose owner's lease lapsed.
+        """
+        pause = min(max(self._lease / 6, 0.05), 5.0)
+        while not self._reading_stopped():
+            if not self._held:
+                if not self._limiter.in_use:
+                    return
+                await anyio.sleep(pause / 4)
+                continue
+            await anyio.sleep(pause)
+            held, self._held = self._held, []
+            for position, (job, index) in enumerate(held):
+                if self._reading_stopped() or not await self._limiter.acquire(
+                    self._reading_stopped
+                ):
+                    self._held.extend(held[position:])
+                    break
+                group.start_soon(self._start_job, job, index, send, True)
 
     def _reading_stopped(self) -> bool:
         return self._stop_reading
@@ -392,10 +422,11 @@ class BatchRun:
         item: Job | Mapping[str, Any],
         index: int,
         send: MemoryObjectSendStream[JobOutcome],
+        again: bool = False,
     ) -> None:
         self.stats.creating += 1
         try:
-            outcome = await self._submit(item, index)
+            outcome = await self._submit(item, index, again)
         finally:
             self.stats.creating -= 1
             self._limiter.release()
@@ -407,7 +438,9 @@ class BatchRun:
                 self.stats.errors += 1
             await _deliver(send, outcome)
 
-    async def _submit(self, item: Job | Mapping[str, Any], index: int) -> JobOutcome | None:
+    async def _submit(
+        self, item: Job | Mapping[str, Any], index: int, again: bool = False
+    ) -> JobOutcome | None:
         """Create (or re-attach) the job's task; an outcome when it ends here."""
         assert self._journal is not None
         journal = self._journal
@@ -426,8 +459,13 @@ class BatchRun:
             return JobOutcome(job=job, error=error, index=index)
         job_id = job.id or f"job-{job_print[:16]}"
         job = attrs.evolve(job, id=job_id)
-        claim = await journal.claim(job_id, job_print)
+        claim = await journal.claim(job_id, job_print, again=again)
         first, entry = claim.first, claim.entry
+        if claim.held:
+            self._held.append((job, index))
+            return None
+        if claim.elsewhere:  # another process of this run finished it: its outcome
+            return None
         if not first:
             error = ValidationError(
                 f"job id {job_id!r} appears twice in this run; ids must be unique"
