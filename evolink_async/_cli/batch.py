@@ -60,7 +60,9 @@ from typing import Final
 import attrs
 
 from .._batch.jobs import BatchStats, JobOutcome
+from .._batch.pgjournal import safe_url
 from .._batch.records import invalid_record
+from .._batch.store import DEFAULT_LEASE, is_database_url
 from .._client import EvoLinkClient
 from .._errors import AuthenticationError, EvoLinkError, JournalError, ValidationError
 from .._text import printable
@@ -102,7 +104,10 @@ class Options:
     jobs: Path
     out: Path | None = None
     concurrency: int | None = None
-    journal: Path | None = None
+    #: A file, or a `postgresql://` URL (then `run_id` is set).
+    journal: Path | str | None = None
+    run_id: str | None = None
+    lease: float | None = None
     download: Path | None = None
     strict: bool = False
     mock: bool = False
@@ -149,8 +154,19 @@ class Options:
                 "no API key: pass --api-key KEY or set EVOLINK_API_KEY "
                 "(or add --mock to try it against a local mock server)"
             )
-        if args.journal:
-            journal: Path | None = Path(args.journal)
+        if args.lease is not None and not args.lease > 0:
+            raise UsageError(f"--lease {args.lease}: must be > 0")
+        shared: str | None = None
+        if is_database_url(args.journal):
+            shared = args.journal
+            if not args.run_id:
+                raise UsageError(
+                    "--journal postgresql://...: needs --run-id R (the same on every machine)"
+                )
+        if shared is not None:
+            journal: Path | None = None
+        elif args.journal:
+            journal = Path(args.journal)
         else:
             journal = None if args.mock else jobs.with_name(jobs.name + ".journal")
         if journal is not None and journal.is_dir():
@@ -171,7 +187,9 @@ class Options:
             jobs=jobs,
             out=out,
             concurrency=args.concurrency,
-            journal=journal,
+            journal=shared if shared is not None else journal,
+            run_id=args.run_id or None,
+            lease=args.lease,
             download=download,
             strict=args.strict,
             mock=args.mock,
@@ -188,7 +206,11 @@ def resume_command(options: Options) -> str:
     """The command line that resumes a run made with `options` (never with the key)."""
     parts = ["evolink-async", "batch", str(options.jobs)]
     if options.journal is not None:
-        parts += ["--journal", str(options.journal)]
+        parts += ["--journal", _shown(options.journal)]
+    if options.run_id is not None:
+        parts += ["--run-id", options.run_id]
+    if options.lease is not None:
+        parts += ["--lease", str(options.lease)]
     if options.out is not None:
         parts += ["--out", str(options.out)]
     if options.download is not None:
@@ -232,8 +254,10 @@ async def execute(
     display: Display,
     results: ResultsFile,
     concurrency: int | None = None,
-    journal: Path | None = None,
+    journal: Path | str | None = None,
     download: Path | None = None,
+    run_id: str | None = None,
+    lease: float | None = None,
     total: int | None = None,
     on_outcome: Callable[[JobOutcome], None] | None = None,
     on_interrupt: Callable[[], str] | None = None,
@@ -266,6 +290,8 @@ async def execute(
         concurrency=concurrency,
         journal=journal,
         download_dir=download,
+        run_id=run_id,
+        lease=DEFAULT_LEASE if lease is None else lease,
     )
     progress.stats = run.stats
     loop = asyncio.get_running_loop()
@@ -348,7 +374,7 @@ def _summary(report: BatchReport, options: Options) -> list[tuple[str, str]]:
     if options.download is not None:
         where.append(f"videos: {options.download}/")
     if options.journal is not None:
-        where.append(f"journal: {options.journal}")
+        where.append(f"journal: {_shown(options.journal)}")
     if where:
         lines.append(("   ".join(where), "dim"))
     return lines
@@ -450,6 +476,8 @@ async def _main(options: Options) -> int:
                 concurrency=options.concurrency,
                 journal=options.journal,
                 download=options.download,
+                run_id=options.run_id,
+                lease=options.lease,
                 total=total,
                 on_interrupt=lambda: _interrupt_hint(options, display.progress.stats, total),
                 on_start=on_start,
@@ -478,6 +506,11 @@ async def _main(options: Options) -> int:
         sys.stderr.write("\n" + _interrupt_hint(options, report.progress.stats, total))
         sys.stderr.flush()
     return report.exit_code
+
+
+def _shown(journal: Path | str) -> str:
+    """A journal as printed: a database URL without its password."""
+    return safe_url(journal) if isinstance(journal, str) else str(journal)
 
 
 def _unwritable(path: Path | None) -> str | None:

@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_task(commands)
     _add_credits(commands)
     _add_mock_server(commands)
+    _add_journal(commands)
     return parser
 
 
@@ -107,7 +108,21 @@ def _add_batch(commands: _Commands) -> None:
     parser.add_argument(
         "--journal",
         metavar="PATH",
-        help="the resume journal (default: JOBS.jsonl.journal; with --mock: none)",
+        help=(
+            "the resume journal: a file (default: JOBS.jsonl.journal; with --mock: none), or "
+            "postgresql://... shared by every machine running the same --run-id"
+        ),
+    )
+    parser.add_argument(
+        "--run-id",
+        metavar="R",
+        help="names the run (required with a PostgreSQL journal): its jobs' keys derive from it",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        metavar="SECONDS",
+        help="PostgreSQL journal: a silent process's jobs are taken over after this (default 60)",
     )
     parser.add_argument("--download", metavar="DIR", help="download every video here")
     parser.add_argument(
@@ -271,3 +286,45 @@ def _run_mock_server(args: argparse.Namespace) -> int:
     from . import mock_server
 
     return mock_server.run(args)
+
+
+# ---------------------------------------------------------------- journal
+
+
+def _add_journal(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "journal",
+        help="look into a batch journal (SQLite file or postgresql://...)",
+        description="Read a batch journal: counts by state, or one record per job.",
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION")
+    status = actions.add_parser(
+        "status", help="jobs by state, and stalled leases (PostgreSQL: a silent process's jobs)"
+    )
+    export = actions.add_parser(
+        "export", help="one JSON record per job (as `--out` writes them) to FILE"
+    )
+    for action in (status, export):
+        action.add_argument("journal", metavar="JOURNAL", help="a journal file or a URL")
+        action.add_argument("--run-id", metavar="R", help="the run (required with PostgreSQL)")
+        action.add_argument(
+            "--lease",
+            type=float,
+            metavar="SECONDS",
+            help="a job whose owner was silent this long is stalled (default 60)",
+        )
+    export.add_argument("--out", metavar="FILE", required=True, help="write the records here")
+    status.set_defaults(handler=_run_journal, command_name="journal status")
+    export.set_defaults(handler=_run_journal, command_name="journal export")
+    parser.set_defaults(handler=lambda _args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _run_journal(args: argparse.Namespace) -> int:
+    from . import journal
+
+    return journal.run(args)
