@@ -17,6 +17,7 @@ task and the SDK's own error texts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -61,8 +62,14 @@ _API_ERRORS: Final[Mapping[str, type[APIError]]] = {
 def journal_record(
     task: Task | None, error: EvoLinkError | None, path: Path | None
 ) -> dict[str, Any]:
-    """The journal's outcome record: JSON, no secrets."""
-    record: dict[str, Any] = {"task": dict(task.raw) if task is not None else None}
+    """
+    The journal's outcome record: JSON, no secrets.
+
+    A task whose reply JSON cannot be written again (nested deeper than the
+    encoder goes; some Pythons read deeper than they write) is kept as the
+    fields a resume needs: id, status, progress, results, usage and error.
+    """
+    record: dict[str, Any] = {"task": _task_json(task) if task is not None else None}
     if path is not None:
         record["path"] = str(path)
     if error is not None:
@@ -87,6 +94,24 @@ def read_record(record: Mapping[str, Any]) -> tuple[Task | None, EvoLinkError | 
     path_text = record.get("path")
     path = Path(path_text) if isinstance(path_text, str) else None
     return task, _error(record.get("error"), task), path
+
+
+def _task_json(task: Task) -> dict[str, Any]:
+    raw = dict(task.raw)
+    try:
+        json.dumps(raw)
+    except (RecursionError, ValueError, TypeError):
+        raw = {"id": task.id, "status": task.status.value, "progress": task.progress}
+        if task.results:
+            raw["results"] = list(task.results)
+        for key in ("usage", "error", "model", "created"):
+            value = task.raw.get(key)
+            try:
+                json.dumps(value)
+            except (RecursionError, ValueError, TypeError):
+                continue
+            raw[key] = value
+    return raw
 
 
 def _error(record: object, task: Task | None) -> EvoLinkError | None:
