@@ -8,15 +8,21 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 from evolink_async import EvoLinkClient, PollPolicy, RetryPolicy
 from evolink_async.testing import MockEvoLink
 
 from . import pgcluster
+
+#: tests/typing holds files for type checkers (checked, never run): not tests.
+collect_ignore = ["typing"]
 
 #: Mock durations are scaled by this: a 165 s task takes 0.33 s.
 TIME_SCALE = 0.002
@@ -105,3 +111,29 @@ def pg_url() -> Iterator[str]:
         yield pgcluster.start(root)
     finally:
         pgcluster.stop(root)
+
+
+@attrs.frozen
+class JournalTarget:
+    """A journal for `client.batch`: an SQLite file, or a run in PostgreSQL."""
+
+    backend: str
+    journal: str | Path
+    #: None with SQLite (the journal keeps its own); a fresh id with PostgreSQL.
+    run_id: str | None
+
+    def batch_options(self) -> dict[str, Any]:
+        """`journal=` and, with PostgreSQL, `run_id=` for `client.batch`."""
+        options: dict[str, Any] = {"journal": self.journal}
+        if self.run_id is not None:
+            options["run_id"] = self.run_id
+        return options
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> JournalTarget:
+    """Each journal test once per backend: a file, then a fresh run in PostgreSQL."""
+    if request.param == "sqlite":
+        return JournalTarget("sqlite", tmp_path / "run.journal", None)
+    url: str = request.getfixturevalue("pg_url")
+    return JournalTarget("postgresql", url, f"test-{uuid.uuid4().hex[:12]}")

@@ -23,9 +23,10 @@ from evolink_async import (
     Wan25ImageToVideo,
 )
 from evolink_async._batch.journal import Journal, JournalError
+from evolink_async._batch.store import open_journal
 from evolink_async.testing import Fault, MockEvoLink
 
-from .conftest import FAST_POLL, TIME_SCALE, make_client
+from .conftest import FAST_POLL, TIME_SCALE, JournalTarget, make_client
 from .test_uploads import png
 
 pytestmark = pytest.mark.anyio
@@ -165,19 +166,19 @@ async def test_402_stops_new_creates_and_watches_created_tasks() -> None:
 
 
 async def test_journal_resume_reattaches_and_never_duplicates(
-    mock: MockEvoLink, tmp_path: Path
+    mock: MockEvoLink, journal_target: JournalTarget
 ) -> None:
-    journal = tmp_path / "run.journal"
+    journal = journal_target.batch_options()
     jobs = [wan(f"r-{n}") for n in range(10)]
     async with make_client(mock) as client:
-        run = client.batch(jobs, concurrency=10, journal=journal)
+        run = client.batch(jobs, concurrency=10, **journal)
         first: list[JobOutcome] = []
         async for outcome in run:
             first.append(outcome)
             if len(first) == 3:
                 run.stop("test")
         assert mock.stats.tasks_created == 10
-        again = await client.batch(jobs, concurrency=10, journal=journal).results()
+        again = await client.batch(jobs, concurrency=10, **journal).results()
     assert mock.stats.tasks_created == 10
     assert all(count == 1 for count in creates_by_key(mock).values())
     assert [o.job.id for o in again] == [f"r-{n}" for n in range(10)]
@@ -189,10 +190,9 @@ async def test_journal_resume_reattaches_and_never_duplicates(
 
 
 async def test_journal_key_only_entry_resends_with_the_same_key(
-    mock: MockEvoLink, tmp_path: Path
+    mock: MockEvoLink, journal_target: JournalTarget
 ) -> None:
     """A crash after the key was journalled, before (or after) the create was sent."""
-    journal_path = tmp_path / "crash.journal"
     job = wan("k-1")
     async with make_client(mock) as client:
         # What the run does up to the create, then "crash": key journalled.
@@ -201,14 +201,15 @@ async def test_journal_key_only_entry_resends_with_the_same_key(
         from evolink_async._models import request_body
 
         fingerprint = job_fingerprint(request_body(read_job(job).request))
-        journal = Journal(journal_path)
-        await journal.open()
+        journal, _, _ = await open_journal(
+            journal_target.journal, run_id=journal_target.run_id, lease=60.0
+        )
         key = "crash-key-0000000000001"
         await journal.begin("k-1", key, fingerprint)
         await journal.close()
         # The create went out before the crash: the server has the task.
         await client.submit(read_job(job).request, idempotency_key=key)
-        outcomes = await client.batch([job], journal=journal_path).results()
+        outcomes = await client.batch([job], **journal_target.batch_options()).results()
     assert outcomes[0].ok
     assert mock.stats.tasks_created == 1
     assert mock.stats.creates_per_key == {key: 1}
@@ -216,12 +217,12 @@ async def test_journal_key_only_entry_resends_with_the_same_key(
 
 
 async def test_changed_job_under_a_journalled_id_is_refused(
-    mock: MockEvoLink, tmp_path: Path
+    mock: MockEvoLink, journal_target: JournalTarget
 ) -> None:
-    journal = tmp_path / "j"
+    journal = journal_target.batch_options()
     async with make_client(mock) as client:
-        await client.batch([wan("same")], journal=journal).results()
-        outcomes = await client.batch([wan("same", "another prompt")], journal=journal).results()
+        await client.batch([wan("same")], **journal).results()
+        outcomes = await client.batch([wan("same", "another prompt")], **journal).results()
     assert isinstance(outcomes[0].error, ValidationError)
     assert "differs" in str(outcomes[0].error)
     assert mock.stats.tasks_created == 1
@@ -281,15 +282,17 @@ async def test_expired_result_url_is_refreshed_before_download(tmp_path: Path) -
     assert mock.stats.expired_downloads >= 1
 
 
-async def test_resume_downloads_missing_files_only(mock: MockEvoLink, tmp_path: Path) -> None:
-    journal, out = tmp_path / "j", tmp_path / "out"
+async def test_resume_downloads_missing_files_only(
+    mock: MockEvoLink, tmp_path: Path, journal_target: JournalTarget
+) -> None:
+    journal, out = journal_target.batch_options(), tmp_path / "out"
     jobs = [wan(f"d-{n}") for n in range(3)]
     async with make_client(mock) as client:
-        first = await client.batch(jobs, journal=journal, download_dir=out).results()
+        first = await client.batch(jobs, download_dir=out, **journal).results()
         assert all(o.path is not None for o in first)
         (out / "d-1.mp4").unlink()
         downloads_before = sum(mock.stats.downloads.values())
-        again = await client.batch(jobs, journal=journal, download_dir=out).results()
+        again = await client.batch(jobs, download_dir=out, **journal).results()
     assert all(o.ok and o.resumed for o in again)
     assert (out / "d-1.mp4").exists()
     assert sum(mock.stats.downloads.values()) == downloads_before + 1
