@@ -7,6 +7,8 @@ variables, checked once when the client is made.
 | API key | `api_key` | `EVOLINK_API_KEY` | none: the first call raises `AuthenticationError` |
 | API base URL | `base_url` | `EVOLINK_BASE_URL` | `https://api.evolink.ai` |
 | files API URL | `files_base_url` | `EVOLINK_FILES_BASE_URL` | `https://files-api.evolink.ai` |
+| proxy | `proxy` | `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` (with `trust_env`) | none |
+| logging | | `EVOLINK_LOG` (`debug` / `info`) | no handler |
 
 An argument wins over the environment; an empty one counts as not given.
 Every setting is checked for its type as well as its value (a key is printable
@@ -14,42 +16,81 @@ ASCII without spaces, a base URL names a host, a timeout is finite, `poll`,
 `retry` and `session` are what they say), and the message names the argument
 or variable. A key is never shown in a message, even a broken one.
 
+`default_headers` (and a view's `with_options(headers=...)`) are checked
+to be header names and values HTTP can carry, and may not name a header
+the SDK sets itself (`RESERVED_HEADERS`: Authorization, Idempotency-Key,
+Content-Type, and the ones framing the request): the SDK's own values
+always go out.
+
+`EVOLINK_LOG=debug` or `info`, set when the first client is made, attaches
+one stderr handler to the `evolink_async` logger at that level (once per
+process; any other value is ignored, as openai-python ignores its
+`OPENAI_LOG`).
+
 The checks of the client's call arguments live here too (`check_wait_options`,
-`check_download_arguments`, `check_batch_arguments`): each runs before the
-call sends or writes anything.
+`check_download_arguments`, `check_batch_arguments`, `check_list_arguments`,
+`view_config`): each runs before the call sends or writes anything.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import sys
 from collections.abc import AsyncIterable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 
+from ._api.hooks import EventHooks, check_event_hooks
+from ._api.proxies import mask_proxy
 from ._api.retry import RetryPolicy
 from ._batch.jobs import Job
 from ._errors import ValidationError
 from ._numbers import finite_number, is_whole
-from ._values import Task
+from ._values import Task, TaskStatus
 from ._watch.policy import PollPolicy
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_FILES_BASE_URL",
+    "MAX_PAGE_SIZE",
+    "RESERVED_HEADERS",
     "ClientConfig",
     "check_batch_arguments",
     "check_download_arguments",
+    "check_headers",
+    "check_list_arguments",
     "check_wait_options",
     "client_config",
+    "log_from_env",
+    "view_config",
 ]
 
 _T = TypeVar("_T")
 
 DEFAULT_BASE_URL: Final = "https://api.evolink.ai"
 DEFAULT_FILES_BASE_URL: Final = "https://files-api.evolink.ai"
+#: The largest `page_size` of `GET /v1/tasks` (what EvoLink's own clients use).
+MAX_PAGE_SIZE: Final = 100
+#: Headers the SDK sets itself; `default_headers` and `with_options(headers=)`
+#: may not name them (lower case).
+RESERVED_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "idempotency-key",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+    }
+)
+#: A header name: an HTTP token (RFC 9110).
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @attrs.frozen(kw_only=True)
@@ -65,6 +106,11 @@ class ClientConfig:
     poll: PollPolicy
     max_video_bytes: int
     download_timeout: float
+    default_headers: Mapping[str, str] = MappingProxyType({})
+    #: May hold proxy credentials: never shown.
+    proxy: str | None = attrs.field(default=None, repr=False)
+    trust_env: bool = True
+    event_hooks: EventHooks | None = None
 
     @property
     def read_timeout(self) -> float:
@@ -85,11 +131,19 @@ def client_config(
     max_video_bytes: object,
     download_timeout: object,
     session: aiohttp.ClientSession | None = None,
+    default_headers: object = None,
+    proxy: object = None,
+    trust_env: object = True,
+    event_hooks: object = None,
+    tracer_provider: object = None,
+    meter_provider: object = None,
 ) -> ClientConfig:
     """
-    The settings of `EvoLinkClient(...)`.
+    The settings of `EvoLinkClient(...)`; the first call also applies
+    `EVOLINK_LOG` (`log_from_env`).
 
-    `session` is checked only (the transport takes it as given).
+    `session`, `tracer_provider` and `meter_provider` are checked only (the
+    client takes them as given).
 
     Raises:
         ValidationError: an argument (or variable) breaks its rule; the
@@ -115,6 +169,19 @@ def client_config(
         raise ValidationError(
             f"download_timeout={download_timeout!r}: must be a finite number of seconds > 0"
         )
+    if not isinstance(trust_env, bool):
+        raise ValidationError(f"trust_env={trust_env!r}: must be True or False")
+    hooks = check_event_hooks(event_hooks)
+    for name, provider, method in (
+        ("tracer_provider", tracer_provider, "get_tracer"),
+        ("meter_provider", meter_provider, "get_meter"),
+    ):
+        if provider is not None and not callable(getattr(provider, method, None)):
+            raise ValidationError(
+                f"{name}={provider!r}: must be an OpenTelemetry {name.title().replace('_', '')} "
+                f"(with .{method}()), or None for the global one"
+            )
+    log_from_env()
     return ClientConfig(
         api_key=_api_key(api_key),
         base_url=_base_url("base_url", base_url, "EVOLINK_BASE_URL", DEFAULT_BASE_URL),
@@ -127,7 +194,146 @@ def client_config(
         poll=poll or PollPolicy(),
         max_video_bytes=max_video_bytes,
         download_timeout=seconds,
+        default_headers=MappingProxyType(check_headers("default_headers", default_headers)),
+        proxy=_proxy(proxy),
+        trust_env=trust_env,
+        event_hooks=hooks,
     )
+
+
+def check_headers(name: str, value: object) -> dict[str, str]:
+    """
+    Extra headers (`default_headers`, `with_options(headers=...)`), checked.
+
+    Raises:
+        ValidationError: not a mapping of header names to string values, a
+            name or value HTTP cannot carry, or a name the SDK sets itself
+            (`RESERVED_HEADERS`).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"{name}={value!r}: must be a dict of header names to values, "
+            f"not {type(value).__name__}"
+        )
+    headers: dict[str, str] = {}
+    for key, text in value.items():
+        if not isinstance(key, str) or not _TOKEN.fullmatch(key):
+            raise ValidationError(f"{name}: {key!r} is not a valid header name")
+        if key.lower() in RESERVED_HEADERS:
+            raise ValidationError(
+                f"{name}: {key!r} is set by the SDK itself and cannot be replaced "
+                "(the key goes in api_key, an Idempotency-Key in idempotency_key=)"
+            )
+        if not isinstance(text, str):
+            raise ValidationError(f"{name}[{key!r}]: must be a string, not {type(text).__name__}")
+        if any(char in text for char in "\r\n\0"):
+            raise ValidationError(
+                f"{name}[{key!r}]: must not contain a newline or NUL (it would split the header)"
+            )
+        headers[key] = text
+    return headers
+
+
+def _proxy(value: object) -> str | None:
+    """A proxy URL: `http(s)://[user:password@]host[:port]`; a password is never shown."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"proxy: must be a URL string such as http://proxy:3128, not {type(value).__name__}"
+        )
+    shown = mask_proxy(value)
+    if any(not "!" <= char <= "~" for char in value):
+        raise ValidationError(
+            f"proxy={shown!r}: must be printable ASCII with no spaces or control characters"
+        )
+    if not value.startswith(("http://", "https://")):
+        raise ValidationError(f"proxy={shown!r}: must start with http:// or https://")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        raise ValidationError(f"proxy={shown!r}: is not a valid URL") from None
+    if not host:
+        raise ValidationError(f"proxy={shown!r}: must name a host, as in http://proxy:3128")
+    return value
+
+
+#: The handler `EVOLINK_LOG` attached, if any (one per process).
+_env_handler: list[logging.Handler] = []
+_LOG_LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO}
+
+
+def log_from_env() -> None:
+    """
+    With `EVOLINK_LOG=debug` or `info`, attach a stderr handler at that level
+    to the `evolink_async` logger; once per process, later calls do nothing.
+    """
+    if _env_handler:
+        return
+    level = _LOG_LEVELS.get(os.environ.get("EVOLINK_LOG", "").strip().lower())
+    if level is None:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)
+    logger = logging.getLogger("evolink_async")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
+    _env_handler.append(handler)
+
+
+def view_config(
+    config: ClientConfig, *, timeout: object, max_retries: object, headers: object
+) -> tuple[ClientConfig, dict[str, str]]:
+    """
+    The settings of a `with_options` view of a client set up by `config`
+    (None: keep the client's), and the view's own headers.
+
+    Raises:
+        ValidationError: `timeout` as for the client, `max_retries` not a
+            whole number >= 0, `headers` as `check_headers`.
+    """
+    if max_retries is not None and (not is_whole(max_retries) or max_retries < 0):
+        raise ValidationError(f"max_retries={max_retries!r}: must be a whole number >= 0")
+    extra = check_headers("headers", headers)
+    retry = config.retry
+    if max_retries is not None:
+        retry = attrs.evolve(retry, max_retries=max_retries)
+    seconds = config.timeout if timeout is None else _timeout(timeout)
+    return attrs.evolve(config, retry=retry, timeout=seconds), extra
+
+
+def check_list_arguments(
+    status: object, model: object, page_size: object
+) -> tuple[str | None, str | None, int]:
+    """
+    The arguments of `list_tasks`: the status's API string, the model, the page size.
+
+    Raises:
+        ValidationError: `status` not a `TaskStatus` (but `UNKNOWN`) or its
+            string, `model` not None or a non-empty string, `page_size` not a
+            whole number from 1 to `MAX_PAGE_SIZE`.
+    """
+    statuses = [member.value for member in TaskStatus if member is not TaskStatus.UNKNOWN]
+    status_value: str | None = None
+    if status is not None:
+        if not isinstance(status, str) or status not in statuses:
+            raise ValidationError(
+                f"status={status!r}: must be None, a TaskStatus or one of {', '.join(statuses)}"
+            )
+        status_value = str(status)
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise ValidationError(f"model={model!r}: must be None or a model id")
+    if not is_whole(page_size) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValidationError(
+            f"page_size={page_size!r}: must be a whole number from 1 to {MAX_PAGE_SIZE}"
+        )
+    return status_value, model, page_size
 
 
 def _instance(name: str, value: _T | None, kind: type[_T]) -> _T | None:

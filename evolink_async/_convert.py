@@ -204,9 +204,9 @@ _MAX_SECONDS: Final = 10**15
 _STATUSES: dict[object, TaskStatus] = {member.value: member for member in TaskStatus}
 
 
-def structure_task(data: object) -> Task:
+def structure_task(data: object, request_id: str | None = None) -> Task:
     """
-    Read one task object.
+    Read one task object; `request_id` is the id of the reply it came in.
 
     Raises:
         MalformedResponseError: not an object, or no usable `id` / `status`.
@@ -261,6 +261,7 @@ def structure_task(data: object) -> Task:
         usage=None if raw_usage is None else _usage(raw_usage),
         error=error,
         raw=data,
+        request_id=request_id,
     )
 
 

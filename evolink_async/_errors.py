@@ -16,6 +16,8 @@ The whole tree::
     │   ├── RequestTooLargeError       413
     │   ├── RateLimitError             429 .retry_after
     │   ├── ServerError                5xx
+    │   ├── NotSupportedError          404/405 from an endpoint only official
+    │   │                                       clients use (`GET /v1/tasks`)
     │   └── MalformedReplyError                 a 2xx reply the SDK cannot read
     ├── APIConnectionError                      network failure after retries
     │   └── APITimeoutError
@@ -56,6 +58,7 @@ __all__ = [
     "MalformedReplyError",
     "NotFoundError",
     "NotSubmittedError",
+    "NotSupportedError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
@@ -238,6 +241,17 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """HTTP 5xx after every retry: the service is failing; try again later."""
+
+
+class NotSupportedError(APIError):
+    """
+    The API does not serve this call: HTTP 404 or 405 from an endpoint that
+    EvoLink's own clients use but its documentation does not describe
+    (`GET /v1/tasks`, behind `list_tasks`).
+
+    `status` is the 404 or 405 the API answered; nothing else went wrong,
+    and retrying will not help.
+    """
 
 
 class MalformedReplyError(APIError):

@@ -115,7 +115,10 @@ class Task:
 
     Snapshots never change; reading the task again gives a new one. Fields the
     reply left out are None (or empty); `raw` keeps the JSON exactly as
-    received, unknown fields included.
+    received, unknown fields included. `request_id` is the server's id of the
+    reply the snapshot came from (`X-Request-Id` / `X-Oneapi-Request-Id`, for
+    support tickets), None for a callback body or a reply without one; it is
+    left out of equality, like `raw`.
     """
 
     id: str
@@ -130,6 +133,7 @@ class Task:
     usage: Usage | None = None
     error: TaskError | None = None
     raw: Mapping[str, Any] = attrs.field(default=_EMPTY, eq=False, repr=False)
+    request_id: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def video_url(self) -> str | None:

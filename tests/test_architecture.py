@@ -23,12 +23,12 @@ MAX_LINES: Final = 700
 
 #: Layers, lowest first: a module may import its own layer and those below.
 LAYERS: Final = (
-    ("_version", "_numbers", "_public", "_errors", "_values", "_text"),
+    ("_version", "_numbers", "_public", "_errors", "_values", "_text", "_telemetry"),
     ("_models", "_convert"),
     ("_api",),
     ("_watch",),
     ("_batch",),
-    ("_config",),
+    ("_config", "_parts"),
     ("_client",),
     ("webhooks", "models", "_cli", "__init__", "__main__", "ray"),
 )

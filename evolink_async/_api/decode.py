@@ -10,8 +10,9 @@ right `APIError` out.
   (`{"error": {"code", "message", "type", "param"}}`, `{"error": "text"}`)
   and for the files API (`{"success": false, "code", "msg"}`), HTTP status
   or not.
-- `read_task`, `read_tasks`, `read_credits`, `read_upload`: a decoded reply
-  -> the value it should hold, or a `MalformedReplyError` naming what was
+- `read_task`, `read_tasks`, `read_task_page`, `read_credits`,
+  `read_upload`: a decoded reply -> the value it should hold (tasks carry
+  the reply's request id), or a `MalformedReplyError` naming what was
   wrong, with the HTTP status and request id. Any reply the SDK cannot read
   (not JSON, nested too deep, a number no float holds, a task other than the
   one asked for) is that error, never another exception type.
@@ -55,6 +56,7 @@ __all__ = [
     "NO_SECRET",
     "Redactor",
     "Response",
+    "TaskPage",
     "api_error",
     "decode_reply",
     "error_from_reply",
@@ -63,6 +65,7 @@ __all__ = [
     "malformed",
     "read_credits",
     "read_task",
+    "read_task_page",
     "read_tasks",
     "read_upload",
     "request_id_of",
@@ -336,7 +339,7 @@ def malformed(response: Response, detail: str) -> MalformedReplyError:
 def read_task(response: Response, task_id: str | None = None) -> Task:
     """The task a reply holds (the task `task_id`, when given)."""
     try:
-        task = structure_task(response.data)
+        task = structure_task(response.data, response.request_id)
     except MalformedResponseError as exc:
         raise malformed(response, str(exc)) from None
     except Exception as exc:  # hostile replies: any failure to read is one error
@@ -363,12 +366,45 @@ def read_tasks(response: Response) -> list[Task]:
     if not isinstance(items, list):
         raise malformed(response, "batch reply has no 'data' list")
     tasks = []
+    request_id = response.request_id
     for item in items:
         try:
-            tasks.append(structure_task(item))
+            tasks.append(structure_task(item, request_id))
         except Exception:  # noqa: S112 -- an unreadable item is left out; its task is read singly
             continue
     return tasks
+
+
+class TaskPage(NamedTuple):
+    """
+    One page of `GET /v1/tasks`: the tasks read, how many items were
+    unreadable (left out), and what the reply says of the listing (`total`,
+    `page_size`; None when it does not say).
+    """
+
+    tasks: list[Task]
+    unreadable: int
+    total: int | None
+    page_size: int | None
+
+
+def _whole(value: object) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def read_task_page(response: Response) -> TaskPage:
+    """A `GET /v1/tasks` reply: `{"data": [...], "total", "page", "page_size"}`."""
+    data = response.data
+    items = data.get("data") if isinstance(data, Mapping) else None
+    if not isinstance(items, list):
+        raise malformed(response, "task list reply has no 'data' list")
+    tasks = read_tasks(response)
+    return TaskPage(
+        tasks,
+        len(items) - len(tasks),
+        _whole(data.get("total")),
+        _whole(data.get("page_size")),
+    )
 
 
 def _files_failure(response: Response, what: str) -> APIError:

@@ -13,7 +13,11 @@ Result videos to disk: one `Downloader` per client, shared by
   task, since EvoLink's result links expire after 24 hours.
 - File writes run in a worker thread, so a web backend's loop never blocks on
   disk.
-- Result hosts get a session without the API key.
+- Result hosts get a session without the API key and without the client's
+  `default_headers`; they do go through the client's proxy (`proxy=`, or
+  the environment's with `trust_env`), since a network that needs a proxy
+  for the API needs it for the CDN too.
+- Each download is one `evolink.download` span when tracing is on.
 - Names built from server or job data are sanitised: nothing escapes the
   target directory.
 """
@@ -44,6 +48,7 @@ from .._errors import (
     MalformedReplyError,
     NotFoundError,
 )
+from .._telemetry import GLOBAL, Telemetry
 from .decode import error_from_reply
 from .retry import Retryable, RetryPolicy, retry_after_of, retry_loop
 
@@ -137,6 +142,8 @@ class Downloader:
         refresh_url: re-reads a task's result URL (for an expired link).
         max_bytes: the largest video accepted.
         deadline: seconds one download may take, every retry included.
+        proxy_for: the proxy for a URL (None: direct).
+        telemetry: where the download's span goes.
     """
 
     def __init__(
@@ -149,9 +156,13 @@ class Downloader:
         refresh_url: Callable[[str], Awaitable[str | None]],
         max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
         deadline: float = DEFAULT_DOWNLOAD_TIMEOUT,
+        proxy_for: Callable[[str], str | None] = lambda _: None,
+        telemetry: Telemetry = GLOBAL,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self._session = session
+        self._proxy_for = proxy_for
+        self._telemetry = telemetry
         self.retry = retry
         self.read_timeout = read_timeout
         self.max_bytes = max_bytes
@@ -179,12 +190,20 @@ class Downloader:
         check_result_url(url)
         if self._closed:
             raise _closed()
-        if self._limit is None:
-            self._limit = asyncio.Semaphore(self._max_parallel)
+        limit = self._limit
+        if limit is None:
+            limit = self._limit = asyncio.Semaphore(self._max_parallel)
+        with self._telemetry.span("evolink.download", {"evolink.task.id": task_id}, client=True):
+            return await self._limited(limit, task_id, url, dest, overwrite=overwrite)
+
+    async def _limited(
+        self, limit: asyncio.Semaphore, task_id: str, url: str, dest: Path, *, overwrite: bool
+    ) -> Path:
+        """The download in a slot of the client's `limit`, within its deadline."""
         with anyio.CancelScope() as scope:
             self._running.add(scope)
             try:
-                async with self._limit:
+                async with limit:
                     with anyio.move_on_after(self.deadline) as timer:
                         return await self._download(task_id, url, dest, overwrite=overwrite)
             finally:
@@ -206,7 +225,7 @@ class Downloader:
             raise FileExistsError(f"{dest} exists; pass overwrite=True to replace it")
         await anyio.Path(dest.parent).mkdir(parents=True, exist_ok=True)
         temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
-        handle: BinaryIO = await anyio.to_thread.run_sync(temp.open, "wb")
+        handle: BinaryIO = await anyio.to_thread.run_sync(lambda: temp.open("wb"))
         transfer = _Transfer(self, task_id, url, handle)
         try:
             await retry_loop(
@@ -263,7 +282,11 @@ class _Transfer:
                 headers["Range"] = f"bytes={self.written}-"
             try:
                 async with owner._session().get(
-                    self.url, headers=headers, timeout=timeout, allow_redirects=True
+                    self.url,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=True,
+                    proxy=owner._proxy_for(self.url),
                 ) as resp:
                     if resp.status in _EXPIRED_STATUSES and not self._refreshed:
                         self._refreshed = True

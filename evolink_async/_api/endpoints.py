@@ -12,6 +12,7 @@ protocol), never through the client.
 | `create_task(body, key)` | `POST /v1/videos/generations` with an Idempotency-Key |
 | `get_task(id)` / `poll_task(id)` | `GET /v1/tasks/{id}` (`poll_task`: one attempt) |
 | `poll_tasks(ids)` | `POST /v1/tasks/batch` (one attempt) |
+| `list_tasks(...)` | `GET /v1/tasks?status=&model=&page=&page_size=`, page after page |
 | `get_credits()` | `GET /v1/credits` |
 | `upload(data or part, ...)` | `POST {files}/api/v1/files/upload/stream` |
 """
@@ -22,17 +23,17 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final, NamedTuple, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import aiohttp.payload
 
-from .._errors import ValidationError
+from .._errors import APIError, NotSupportedError, ValidationError
 from .._text import printable
 from .._values import Credits, Task, UploadedFile
-from .decode import Response, read_credits, read_task, read_tasks, read_upload
+from .decode import Response, read_credits, read_task, read_task_page, read_tasks, read_upload
 from .transport import Transport
 
 __all__ = [
@@ -125,24 +126,39 @@ class Endpoints:
         self.files_base_url = files_base_url
         self._create_url = f"{base_url}/v1/videos/generations"
         self._batch_url = f"{base_url}/v1/tasks/batch"
+        self._list_url = f"{base_url}/v1/tasks"
         self._task_urls: dict[str, str] = {}
 
-    async def create_task(self, body: bytes, *, idempotency_key: str) -> Created:
+    def view(self, transport: Transport) -> Endpoints:
+        """The same endpoints over another transport (a client's `with_options` view)."""
+        return Endpoints(transport, base_url=self.base_url, files_base_url=self.files_base_url)
+
+    async def create_task(
+        self, body: bytes, *, idempotency_key: str, model: str | None = None
+    ) -> Created:
         """
         Create a task from a JSON body; retries reuse the Idempotency-Key.
+
+        One `evolink.submit` span when tracing is on (`model` names the
+        model on it).
 
         Raises:
             APIError: the API refused (a subclass per status).
             APIConnectionError: no answer after every retry.
         """
-        created = await self.transport.request(
-            "POST",
-            self._create_url,
-            path="/v1/videos/generations",
-            read=_created,
-            body=body,
-            headers={"Idempotency-Key": idempotency_key},
-        )
+        attributes = {"evolink.model": model} if model else None
+        with self.transport.telemetry.span("evolink.submit", attributes, client=True) as span:
+            created = await self.transport.request(
+                "POST",
+                self._create_url,
+                path="/v1/videos/generations",
+                read=_created,
+                body=body,
+                headers={"Idempotency-Key": idempotency_key},
+            )
+            if span is not None:
+                span.set_attribute("evolink.task.id", created.task.id)
+                span.set_attribute("evolink.replayed", created.replayed)
         if created.replayed:
             logger.info(
                 "create replayed by the server for key %s: task %s",
@@ -181,6 +197,67 @@ class Endpoints:
             body=body,
             max_retries=0,
         )
+
+    async def list_tasks(
+        self, *, status: str | None, model: str | None, page_size: int
+    ) -> AsyncIterator[Task]:
+        """
+        Every task `GET /v1/tasks` lists (newest first), page after page,
+        until a page is short or empty or `total` is reached.
+
+        An id already yielded is skipped (a task created while paging
+        shifts the pages); a page that brings nothing new ends the listing.
+
+        Raises:
+            NotSupportedError: the first page got a 404 or 405.
+            APIError / APIConnectionError: as any request.
+        """
+        seen: set[str] = set()
+        page = 1
+        while True:
+            query: dict[str, str | int] = {"page": page, "page_size": page_size}
+            if status is not None:
+                query["status"] = status
+            if model is not None:
+                query["model"] = model
+            try:
+                listing = await self.transport.request(
+                    "GET",
+                    f"{self._list_url}?{urlencode(query)}",
+                    path="/v1/tasks",
+                    read=read_task_page,
+                )
+            except APIError as exc:
+                if page == 1 and exc.status in (404, 405):
+                    raise NotSupportedError(
+                        f"this API does not serve GET /v1/tasks (HTTP {exc.status}); "
+                        "listing tasks is not available here",
+                        status=exc.status,
+                        code=exc.code,
+                        type=exc.type,
+                        request_id=exc.request_id,
+                        body=exc.body,
+                    ) from None
+                raise
+            if listing.unreadable:
+                logger.warning(
+                    "GET /v1/tasks page %d: %d unreadable item(s) left out",
+                    page,
+                    listing.unreadable,
+                )
+            fresh = [task for task in listing.tasks if task.id not in seen]
+            for task in fresh:
+                seen.add(task.id)
+                yield task
+            size = listing.page_size or page_size
+            items = len(listing.tasks) + listing.unreadable
+            if (
+                not fresh
+                or items < size
+                or (listing.total is not None and page * size >= listing.total)
+            ):
+                return
+            page += 1
 
     async def get_credits(self) -> Credits:
         """The account's balance (`GET /v1/credits`)."""

@@ -190,6 +190,7 @@ async def retry_loop(
     rng: random.Random,
     what: str,
     failed: Retryable | None = None,
+    on_retry: Callable[[int, APIError | APIConnectionError, float], Awaitable[None]] | None = None,
 ) -> T:
     """
     Run `attempt(n)` for n = 0, 1, ... until it returns; the only retry loop.
@@ -199,6 +200,8 @@ async def retry_loop(
     the server asks for a wait over `policy.max_retry_after`, the last
     failure's `error` is raised. `failed` is the failure of an attempt 0 the
     caller already made (the transport sends the first attempt itself).
+    `on_retry(failed, error, wait)` runs before each wait: attempt number
+    `failed` (1 for the first) met `error`, the next comes in `wait` seconds.
     """
     retry = 0
     failure = failed
@@ -224,6 +227,8 @@ async def retry_loop(
             max_retries,
             wait,
         )
+        if on_retry is not None:
+            await on_retry(retry, error, wait)
         await sleep(wait)
         failure = None
 

@@ -14,11 +14,16 @@ Every API and files-API request of a client goes through `Transport.request`:
   when the caller says it is safe: creates carry an Idempotency-Key, so a
   retry is replayed by the server, never billed twice;
 - a 429's Retry-After pauses every request of the client, not only the one
-  that got it.
+  that got it;
+- the client's `default_headers` ride along (in the session the transport
+  makes, else per request), a view's `with_options(headers=...)` per
+  request, and the proxy of `proxies.py` per request; event hooks and
+  counters (`hooks.Observer`) see each attempt only when there are any.
 
 The API key is only ever put in the Authorization header of requests to the
-API and files hosts; it never reaches a log line, an exception or a result
-download (result URLs are on a CDN, fetched through a second session).
+API and files hosts; it never reaches a log line, an exception, a hook or a
+result download (result URLs are on a CDN, fetched through a second session
+that carries neither the key nor `default_headers`).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import copy
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -41,8 +48,10 @@ from .._errors import (
     APITimeoutError,
     AuthenticationError,
     ClientClosedError,
+    EvoLinkError,
     MalformedReplyError,
 )
+from .._telemetry import GLOBAL, Telemetry
 from .._text import printable
 from .._version import __version__
 from .decode import (
@@ -55,6 +64,8 @@ from .decode import (
     inflate,
     request_id_of,
 )
+from .hooks import EventHooks, Observer
+from .proxies import Proxies
 from .retry import Retryable, RetryPolicy, retry_after_of, retry_loop
 
 __all__ = ["USER_AGENT", "Transport"]
@@ -118,7 +129,11 @@ class Transport:
     """
     The client's HTTP machinery: session, semaphore, retries, errors.
 
-    Created by `EvoLinkClient`; not a public class.
+    Created by `EvoLinkClient`; not a public class. `view(...)` makes a
+    transport with other per-request options (timeout, retries, headers)
+    over the same session, slots and 429 pause: the root transport owns
+    those, its views only point at it. Closing a transport closes its views
+    (and theirs); closing a view closes nothing of the root.
     """
 
     def __init__(
@@ -129,8 +144,13 @@ class Transport:
         retry: RetryPolicy,
         timeout: aiohttp.ClientTimeout,
         session: aiohttp.ClientSession | None,
+        headers: Mapping[str, str] | None = None,
+        proxies: Proxies | None = None,
+        hooks: EventHooks | None = None,
+        telemetry: Telemetry = GLOBAL,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
+        self._root = self
         self._api_key = api_key
         self.retry = retry
         self.timeout = timeout
@@ -144,6 +164,15 @@ class Transport:
         self._redactor = Redactor(api_key) if api_key else NO_SECRET
         self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
         self.closed = False
+        self._views: weakref.WeakSet[Transport] = weakref.WeakSet()
+        #: The client's `default_headers`: in the session the transport makes,
+        #: else sent with each request.
+        self._default_headers: Mapping[str, str] = dict(headers or {})
+        #: A view's own headers (`with_options(headers=...)`), sent with each request.
+        self._view_headers: Mapping[str, str] | None = None
+        self._proxies = proxies if proxies is not None and proxies.active else None
+        self.hooks = hooks
+        self.telemetry = telemetry
         # A session the transport makes carries the Authorization header as a
         # default header (aiohttp then merges nothing per request), and result
         # downloads get a second session without it: the CDN never sees the
@@ -151,8 +180,32 @@ class Transport:
         self._auth_in_session = False
         self._bound: tuple[aiohttp.ClientSession, _Slots] | None = None
         self._download_session: aiohttp.ClientSession | None = None
-        # The Authorization header alone, built once, for a caller's session.
+        # The headers of a request without body or headers of its own, built once.
         self._plain_headers: CIMultiDictProxy[str] | None = None
+
+    def view(
+        self,
+        *,
+        retry: RetryPolicy,
+        timeout: aiohttp.ClientTimeout,
+        headers: Mapping[str, str] | None,
+    ) -> Transport:
+        """
+        A transport over this one's session, slots and 429 pause with other
+        per-request options; `headers` go on top of this transport's own.
+        """
+        if self.closed:
+            raise self._closed_error()
+        view = copy.copy(self)
+        view.retry = retry
+        view.timeout = timeout
+        view._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
+        view._views = weakref.WeakSet()
+        view._plain_headers = None
+        if headers:
+            view._view_headers = {**(self._view_headers or {}), **headers}
+        self._views.add(view)
+        return view
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -165,47 +218,54 @@ class Transport:
         """The session and semaphore, made on first use inside the running loop."""
         if self.closed:
             raise self._closed_error()
+        root = self._root
         loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
+        if root._loop is None:
+            root._loop = loop
+        elif root._loop is not loop:
             raise RuntimeError(
                 "this EvoLinkClient was first used in another event loop; an aiohttp session "
                 "belongs to one loop, so create one client per loop (e.g. per asyncio.run)"
             )
-        if self._semaphore is None:
-            self._semaphore = _Slots(self.max_concurrency)
-        if self._session is None:
-            headers = {"User-Agent": USER_AGENT}
-            if self._api_key:
-                headers["Authorization"] = f"Bearer {self._api_key}"
-                self._auth_in_session = True
-            self._session = aiohttp.ClientSession(
-                timeout=self.timeout,
+        if root._semaphore is None:
+            root._semaphore = _Slots(root.max_concurrency)
+        if root._session is None:
+            headers = {"User-Agent": USER_AGENT, **root._default_headers}
+            if root._api_key:
+                headers["Authorization"] = f"Bearer {root._api_key}"
+                root._auth_in_session = True
+            root._session = aiohttp.ClientSession(
+                timeout=root.timeout,
                 headers=headers,
-                connector=aiohttp.TCPConnector(limit=max(100, 2 * self.max_concurrency)),
+                connector=aiohttp.TCPConnector(limit=max(100, 2 * root.max_concurrency)),
             )
-        self._bound = (self._session, self._semaphore)
-        return self._bound
+        root._bound = (root._session, root._semaphore)
+        return root._bound
 
     def download_session(self) -> aiohttp.ClientSession:
         """
-        The session for result downloads: never one that carries the key.
+        The session for result downloads: never one that carries the key or
+        the client's `default_headers`.
 
         The caller's session when the client was given one (the SDK adds the
-        key per API request there, never to that session), else a second
-        session the transport makes on first use.
+        key and headers per API request there, never to that session), else
+        a second session the transport makes on first use.
         """
         session, _ = self.bind()
-        if not self._auth_in_session:
+        root = self._root
+        if not root._auth_in_session and not (root._owns_session and root._default_headers):
             return session
-        if self._download_session is None:
-            self._download_session = aiohttp.ClientSession(
-                timeout=self.timeout,
+        if root._download_session is None:
+            root._download_session = aiohttp.ClientSession(
+                timeout=root.timeout,
                 headers={"User-Agent": USER_AGENT},
-                connector=aiohttp.TCPConnector(limit=max(16, self.max_concurrency)),
+                connector=aiohttp.TCPConnector(limit=max(16, root.max_concurrency)),
             )
-        return self._download_session
+        return root._download_session
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy a request to `url` goes through (None: direct)."""
+        return None if self._proxies is None else self._proxies.for_url(url)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -214,18 +274,28 @@ class Transport:
 
     @property
     def has_open_session(self) -> bool:
-        """True when this transport made a session that is not closed yet."""
+        """True when this transport made a session that is not closed yet (never for a view)."""
         return any(not session.closed for session in self._own_sessions())
 
     def _own_sessions(self) -> list[aiohttp.ClientSession]:
+        if self._root is not self:
+            return []
         sessions = [self._download_session] if self._download_session is not None else []
         if self._owns_session and self._session is not None:
             sessions.append(self._session)
         return sessions
 
-    async def aclose(self) -> None:
-        """Close the sessions this transport made; idempotent."""
+    def _mark_closed(self) -> None:
         self.closed = True
+        for view in list(self._views):
+            view._mark_closed()
+
+    async def aclose(self) -> None:
+        """
+        Close the sessions this transport made (a view's: none), and mark it
+        and its views closed; idempotent.
+        """
+        self._mark_closed()
         for session in self._own_sessions():
             if not session.closed:
                 await session.close()
@@ -240,20 +310,32 @@ class Transport:
             )
         return {"Authorization": f"Bearer {self._api_key}"}
 
+    def _added_headers(self) -> dict[str, str]:
+        """What each request adds to the session's headers (the SDK's own last)."""
+        root = self._root
+        if root._auth_in_session:
+            added = dict(self._view_headers or {})
+        else:
+            added = {**root._default_headers, **(self._view_headers or {})}
+            added.update(self.auth_headers())
+        return added
+
     def _make_plain_headers(self) -> CIMultiDictProxy[str]:
-        self._plain_headers = CIMultiDictProxy(CIMultiDict(self.auth_headers()))
+        self._plain_headers = CIMultiDictProxy(CIMultiDict(self._added_headers()))
         return self._plain_headers
 
     # -- rate-limit pause ----------------------------------------------------
 
     def pause_for(self, seconds: float) -> None:
         """Hold every request of the client for `seconds` (a 429's Retry-After)."""
+        root = self._root
         until = time.monotonic() + seconds
-        self._paused_until = max(self._paused_until, until)
+        root._paused_until = max(root._paused_until, until)
 
     async def _wait_pause(self) -> None:
+        root = self._root
         while True:
-            delay = self._paused_until - time.monotonic()
+            delay = root._paused_until - time.monotonic()
             if delay <= 0:
                 return
             await asyncio.sleep(delay)
@@ -283,28 +365,36 @@ class Transport:
         string). `form` builds a multipart body afresh for each attempt
         (aiohttp sends a FormData once). `retry_safe=False` sends at most
         once; `max_retries` overrides the policy's count (the watcher polls
-        with 0 and reschedules instead).
+        with 0 and reschedules instead). Event hooks and counters, when
+        there are any, see every attempt and retry.
 
         Raises:
             APIError: a subclass per HTTP status, once retries are spent.
             APIConnectionError: no reply, once retries are spent.
+            Exception: whatever an event hook raised.
         """
-        bound = self._bound
-        if bound is None or self.closed or self._loop is not asyncio.get_running_loop():
+        root = self._root
+        bound = root._bound
+        if bound is None or self.closed or root._loop is not asyncio.get_running_loop():
             bound = self.bind()
         send_headers = self._headers(body, headers)
+        proxy = None if self._proxies is None else self._proxies.for_url(url)
         policy = self.retry
         if not retry_safe:
             max_retries = 0
         elif max_retries is None:
             max_retries = policy.max_retries
+        counters = self.telemetry.counters()
+        observer = None
+        if self.hooks is not None or counters is not None:
+            observer = Observer(self.hooks, counters, method=method, url=url, route=path)
+        attempt_args = (bound, method, url, path, body, form, send_headers, timeout, proxy)
         # The first attempt goes straight, with no loop and no closure: it is
         # the only attempt of almost every request.
         try:
-            response = await self._send_once(
-                bound, method, url, path, body, form, send_headers, timeout
-            )
-            return read(response)
+            if observer is None:
+                return read(await self._send_once(*attempt_args))
+            return await self._observed(observer, 1, attempt_args, read)
         except MalformedReplyError as unreadable:
             first = Retryable(unreadable)
         except Retryable as failure:
@@ -314,15 +404,15 @@ class Transport:
             # Polls: one attempt (the watcher reschedules).
             raise first.error
 
-        async def attempt(_: int) -> T:
+        async def attempt(retry: int) -> T:
             nonlocal met_429
             try:
-                response = await self._send_once(
-                    bound, method, url, path, body, form, send_headers, timeout
-                )
-                if met_429:
-                    response = response._replace(rate_limited=True)
-                return read(response)
+                if observer is None:
+                    response = await self._send_once(*attempt_args)
+                    if met_429:
+                        response = response._replace(rate_limited=True)
+                    return read(response)
+                return await self._observed(observer, retry + 1, attempt_args, read, met_429)
             except MalformedReplyError as unreadable:
                 raise Retryable(unreadable) from None
             except Retryable as failure:
@@ -337,7 +427,34 @@ class Transport:
             rng=self._rng,
             what=f"{method} {path}",
             failed=first,
+            on_retry=None if observer is None else observer.retry,
         )
+
+    async def _observed(
+        self,
+        observer: Observer,
+        attempt: int,
+        attempt_args: tuple[Any, ...],
+        read: Callable[[Response], T],
+        rate_limited: bool = False,
+    ) -> T:
+        """One attempt with its hooks and counters around it."""
+        started = await observer.before(attempt)
+        try:
+            response = await self._send_once(*attempt_args)
+            if rate_limited:
+                response = response._replace(rate_limited=True)
+            value = read(response)
+        except Retryable as failure:
+            await observer.after(attempt, started, error=failure.error)
+            raise
+        except EvoLinkError as error:
+            await observer.after(attempt, started, error=error)
+            raise
+        await observer.after(
+            attempt, started, status=response.status, request_id=response.request_id
+        )
+        return value
 
     def _met(self, failure: Retryable) -> bool:
         """True for a 429, whose Retry-After then pauses every request of the client."""
@@ -352,17 +469,18 @@ class Transport:
     def _headers(
         self, body: bytes | None, headers: Mapping[str, str] | None
     ) -> Mapping[str, str] | None:
-        if self._auth_in_session:
+        """The headers of one request; the SDK's Content-Type wins over any other."""
+        if self._root._auth_in_session and self._view_headers is None:
             if body is not None:
-                return {"Content-Type": "application/json", **(headers or {})}
+                return {**(headers or {}), "Content-Type": "application/json"}
             return headers
         if body is None and not headers:
             return self._plain_headers or self._make_plain_headers()
-        send_headers = self.auth_headers()
-        if body is not None:
-            send_headers["Content-Type"] = "application/json"
+        send_headers = self._added_headers()
         if headers:
             send_headers.update(headers)
+        if body is not None:
+            send_headers["Content-Type"] = "application/json"
         return send_headers
 
     async def _send_once(
@@ -375,6 +493,7 @@ class Transport:
         form: Callable[[], aiohttp.FormData] | None,
         headers: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout | None,
+        proxy: str | None,
     ) -> Response:
         """
         One attempt: a slot, the request, the body read (capped), the reply decoded.
@@ -391,7 +510,7 @@ class Transport:
             ClientClosedError: the client was closed meanwhile.
         """
         session, slots = bound
-        if self._paused_until:
+        if self._root._paused_until:
             await self._wait_pause()
         if self.closed:
             raise self._closed_error()
@@ -412,6 +531,7 @@ class Transport:
                     allow_redirects=False,
                     # Inflated here, within MAX_REPLY_BYTES (see decode.inflate).
                     auto_decompress=False,
+                    proxy=proxy,
                 ) as resp:
                     length = resp.content_length
                     if length is not None and length <= MAX_REPLY_BYTES:

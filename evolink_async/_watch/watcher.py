@@ -31,13 +31,22 @@ client's endpoints, or a fake in tests) and tells waiters. Its shape:
   `min_interval` after its last poll): the GET confirms before anyone trusts
   the unsigned body.
 - When nobody watches anything, the dispatcher task ends; the next watch
-  starts it again.
+  starts it again. It runs in a context of its own, not in the context of
+  the waiter that happened to start it.
+- Telemetry (when a provider is set, see `_telemetry.py`): each `wait` is an
+  `evolink.wait` span; each watcher remembers the trace context of every
+  listener of a task (taken when it starts watching), and each poll request
+  is an `evolink.poll` span, a child of the first listener's context and
+  linked to the others'; each poll request counts in `evolink.client.polls`.
+- An event hook that raises during a poll ends the waits on the tasks that
+  poll read, with that very exception (hooks propagate, as in httpx).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import inspect
 import logging
@@ -51,6 +60,7 @@ import anyio
 import anyio.abc
 
 from .._api.endpoints import TaskReader
+from .._api.hooks import raised_by_hook
 from .._api.retry import RetryPolicy
 from .._errors import (
     APIConnectionError,
@@ -64,13 +74,13 @@ from .._errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
-    TaskCancelledError,
-    TaskFailedError,
     WaitTimeoutError,
 )
+from .._telemetry import GLOBAL, Telemetry, mark_failed
 from .._values import Task, TaskStatus
 from . import planner
 from .budget import LATE_FRACTION, PollGate, Pressure, Slowdown, TokenBucket
+from .entry import Listener, WatchEntry
 from .policy import PollPolicy
 
 __all__ = ["WatchEntry", "Watcher"]
@@ -86,68 +96,6 @@ MAX_MALFORMED: Final = 5
 #: the `wait` call that would register the id).
 MAX_HINTS: Final = 10_000
 
-Listener = Callable[["WatchEntry"], None]
-
-
-class WatchEntry:
-    """
-    One watched task id: what is known of it and who listens; the handle
-    `Watcher.watch` returns.
-
-    `seq` is the entry's current slot in the watcher's heap: a heap item whose
-    number differs is stale (0 while a poll is in flight, -1 once dropped).
-    """
-
-    __slots__ = (
-        "done",
-        "due",
-        "error",
-        "errors",
-        "hinted",
-        "interval",
-        "last_poll",
-        "latest",
-        "listeners",
-        "malformed",
-        "needs_origin",
-        "polling",
-        "scope",
-        "seq",
-        "state",
-        "task_id",
-    )
-
-    def __init__(self, task_id: str, state: planner.PollState) -> None:
-        self.task_id = task_id
-        self.state = state
-        self.latest: Task | None = None
-        self.listeners: list[Listener] = []
-        self.done = False
-        self.error: EvoLinkError | None = None
-        self.due = 0.0
-        self.interval = 0.0
-        self.last_poll: float | None = None
-        self.seq = 0
-        self.errors = 0
-        self.malformed = 0
-        self.polling = False
-        self.hinted = False
-        self.needs_origin = False
-        self.scope: anyio.CancelScope | None = None
-
-    def outcome(self) -> Task:
-        """The completed task of a finished entry, or raise what ended it."""
-        if self.error is not None:
-            raise self.error
-        task = self.latest
-        if task is None:  # pragma: no cover -- a finished entry always has a snapshot or error
-            raise RuntimeError("entry finished without a snapshot")
-        if task.status is TaskStatus.FAILED:
-            raise TaskFailedError(task)
-        if task.status is TaskStatus.CANCELLED:
-            raise TaskCancelledError(task)
-        return task
-
 
 class Watcher:
     """
@@ -162,9 +110,11 @@ class Watcher:
         policy: PollPolicy,
         reader: TaskReader,
         max_in_flight: int,
+        telemetry: Telemetry = GLOBAL,
     ) -> None:
         self.policy = policy
         self._reader = reader
+        self._telemetry = telemetry
         # Backoff after a failed poll: the SDK's retry rule, on the policy's
         # own scale (from twice `min_interval`, doubling, up to `max_interval`).
         self._backoff = RetryPolicy(
@@ -226,6 +176,20 @@ class Watcher:
         Raises:
             TaskFailedError, TaskCancelledError, WaitTimeoutError, APIError.
         """
+        with self._telemetry.span("evolink.wait", {"evolink.task.id": task_id}) as span:
+            task = await self._wait(task_id, initial, started_at, timeout, on_progress)
+            if span is not None:
+                span.set_attribute("evolink.task.status", task.status.value)
+            return task
+
+    async def _wait(
+        self,
+        task_id: str,
+        initial: Task | None,
+        started_at: float | None,
+        timeout: float | None,
+        on_progress: Callable[[Task], Any] | None,
+    ) -> Task:
         changed = asyncio.Event()
         entry = self.watch(
             task_id, initial=initial, started_at=started_at, listener=lambda _: changed.set()
@@ -254,7 +218,8 @@ class Watcher:
         Start (or join) watching `task_id`; `listener(entry)` runs on every change.
 
         The listener must be quick and must not raise; `entry.done` tells when
-        the task is finished (`entry.outcome()` then gives the result).
+        the task is finished (`entry.outcome()` then gives the result). The
+        caller's trace context is remembered to parent the task's poll spans.
         """
         if self._closed:
             raise ClientClosedError("this EvoLinkClient is closed; create a new one")
@@ -262,6 +227,9 @@ class Watcher:
         if entry is None:
             entry = self._new_entry(task_id, initial, started_at)
         entry.listeners.append(listener)
+        trace = self._telemetry.current_context()
+        if trace is not None:
+            entry.traces.append((listener, trace))
         if entry.done:
             listener(entry)
         return entry
@@ -270,6 +238,8 @@ class Watcher:
         """Remove one listener; drop the entry (and its in-flight poll) if it was the last."""
         with contextlib.suppress(ValueError):
             entry.listeners.remove(listener)
+        if entry.traces:
+            entry.traces = [pair for pair in entry.traces if pair[0] is not listener]
         if not entry.listeners:
             self._drop(entry)
 
@@ -368,9 +338,9 @@ class Watcher:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _finish(self, entry: WatchEntry, exc: BaseException | None = None) -> None:
+    def _finish(self, entry: WatchEntry, exc: Exception | None = None) -> None:
         entry.done = True
-        if isinstance(exc, EvoLinkError):
+        if isinstance(exc, EvoLinkError) or (exc is not None and raised_by_hook(exc)):
             entry.error = exc
         elif exc is not None:
             entry.error = EvoLinkError(f"waiting stopped: {exc}")
@@ -415,8 +385,11 @@ class Watcher:
     def _ensure_runner(self) -> None:
         if self._runner is None or self._runner.done():
             self._wakeup = asyncio.Event()
+            # A context of its own: the poll loop serves every waiter, so it
+            # must not carry the contextvars (the current span above all) of
+            # the one that happened to start it.
             self._runner = asyncio.get_running_loop().create_task(
-                self._run(), name="evolink-async watcher"
+                self._run(), name="evolink-async watcher", context=contextvars.Context()
             )
 
     async def _run(self) -> None:
@@ -504,10 +477,21 @@ class Watcher:
 
     async def _poll(self, batch: list[WatchEntry]) -> None:
         try:
-            if len(batch) == 1 and not self._batch_ok:
-                await self._poll_single(batch[0])
-            else:
-                await self._poll_batch(batch)
+            single = len(batch) == 1 and not self._batch_ok
+            counters = self._telemetry.counters()
+            if counters is not None:
+                counters.polls.add(1, {"evolink.poll.kind": "single" if single else "batch"})
+            if self._telemetry.tracer() is None:
+                await (self._poll_single(batch[0]) if single else self._poll_batch(batch))
+                return
+            contexts = [trace for entry in batch for _, trace in entry.traces]
+            attributes: dict[str, str | int] = {"evolink.poll.tasks": len(batch)}
+            if len(batch) == 1:
+                attributes["evolink.task.id"] = batch[0].task_id
+            with self._telemetry.poll_span(contexts, attributes) as span:
+                failure = await (self._poll_single(batch[0]) if single else self._poll_batch(batch))
+                if span is not None and failure is not None:
+                    mark_failed(span, failure)
         finally:
             self._in_flight -= 1
             for entry in batch:
@@ -516,24 +500,52 @@ class Watcher:
             if self._wakeup is not None:
                 self._wakeup.set()
 
-    async def _poll_single(self, entry: WatchEntry) -> None:
+    async def _poll_single(self, entry: WatchEntry) -> Exception | None:
+        """Read one task; return the error the poll met, if any."""
         with anyio.CancelScope() as scope:
             entry.scope = scope
             try:
                 task = await self._reader.poll_task(entry.task_id)
-            except EvoLinkError as exc:
-                self._failed_poll([entry], exc)
-            except Exception as exc:  # one task's bad poll must not end every wait
-                self._failed_poll([entry], _unreadable(exc))
+            except Exception as exc:
+                if raised_by_hook(exc):
+                    self._finish(entry, exc)
+                elif isinstance(exc, EvoLinkError):
+                    self._failed_poll([entry], exc)
+                else:  # one task's bad poll must not end every wait
+                    self._failed_poll([entry], _unreadable(exc))
+                return exc
             else:
                 self._slowdown.succeeded()
                 self._update(entry, task)
+        return None
 
-    async def _poll_batch(self, batch: list[WatchEntry]) -> None:
+    async def _poll_batch(self, batch: list[WatchEntry]) -> Exception | None:
+        """Read several tasks in one request; return the error it met, if any."""
         ids = [entry.task_id for entry in batch]
         try:
             tasks = await self._reader.poll_tasks(ids)
-        except APIError as exc:
+        except Exception as exc:
+            if raised_by_hook(exc):
+                for entry in batch:
+                    if self._entries.get(entry.task_id) is entry:
+                        self._finish(entry, exc)
+            else:
+                self._poll_batch_failed(batch, exc)
+            return exc
+        self._slowdown.succeeded()
+        by_id = {task.id: task for task in tasks}
+        for entry in batch:
+            task = by_id.get(entry.task_id)
+            if task is not None:
+                self._update(entry, task)
+            elif self._entries.get(entry.task_id) is entry:
+                # Left out of the batch reply: confirm with a single read.
+                self._schedule(entry, self._now())
+        return None
+
+    def _poll_batch_failed(self, batch: list[WatchEntry], exc: Exception) -> None:
+        """A batch read failed: fall back to single reads for good, or reschedule."""
+        if isinstance(exc, APIError):
             if exc.status in (400, 404, 405):
                 logger.info(
                     "POST /v1/tasks/batch unavailable (HTTP %d); polling singly", exc.status
@@ -545,22 +557,10 @@ class Watcher:
                         self._schedule(entry, now)
                 return
             self._failed_poll(batch, exc)
-            return
-        except EvoLinkError as exc:
+        elif isinstance(exc, EvoLinkError):
             self._failed_poll(batch, exc)
-            return
-        except Exception as exc:  # as in _poll_single
+        else:  # as in _poll_single
             self._failed_poll(batch, _unreadable(exc))
-            return
-        self._slowdown.succeeded()
-        by_id = {task.id: task for task in tasks}
-        for entry in batch:
-            task = by_id.get(entry.task_id)
-            if task is not None:
-                self._update(entry, task)
-            elif self._entries.get(entry.task_id) is entry:
-                # Left out of the batch reply: confirm with a single read.
-                self._schedule(entry, self._now())
 
     def _update(self, entry: WatchEntry, task: Task) -> None:
         if self._entries.get(entry.task_id) is not entry:

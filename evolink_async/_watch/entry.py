@@ -1,0 +1,85 @@
+"""
+`WatchEntry`: what the task watcher knows of one watched task id, and who
+listens to it; the handle `Watcher.watch` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .._errors import TaskCancelledError, TaskFailedError
+from .._values import Task, TaskStatus
+from . import planner
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
+__all__ = ["Listener", "WatchEntry"]
+
+Listener = Callable[["WatchEntry"], None]
+
+
+class WatchEntry:
+    """
+    One watched task id: what is known of it and who listens; the handle
+    `Watcher.watch` returns.
+
+    `seq` is the entry's current slot in the watcher's heap: a heap item whose
+    number differs is stale (0 while a poll is in flight, -1 once dropped).
+    """
+
+    __slots__ = (
+        "done",
+        "due",
+        "error",
+        "errors",
+        "hinted",
+        "interval",
+        "last_poll",
+        "latest",
+        "listeners",
+        "malformed",
+        "needs_origin",
+        "polling",
+        "scope",
+        "seq",
+        "state",
+        "task_id",
+        "traces",
+    )
+
+    def __init__(self, task_id: str, state: planner.PollState) -> None:
+        self.task_id = task_id
+        self.state = state
+        self.latest: Task | None = None
+        self.listeners: list[Listener] = []
+        self.done = False
+        self.error: Exception | None = None
+        self.due = 0.0
+        self.interval = 0.0
+        self.last_poll: float | None = None
+        self.seq = 0
+        self.errors = 0
+        self.malformed = 0
+        self.polling = False
+        self.hinted = False
+        self.needs_origin = False
+        self.scope: anyio.CancelScope | None = None
+        #: (listener, its trace context) for listeners that watched while tracing.
+        self.traces: list[tuple[Listener, Context]] = []
+
+    def outcome(self) -> Task:
+        """The completed task of a finished entry, or raise what ended it."""
+        if self.error is not None:
+            raise self.error
+        task = self.latest
+        if task is None:  # pragma: no cover -- a finished entry always has a snapshot or error
+            raise RuntimeError("entry finished without a snapshot")
+        if task.status is TaskStatus.FAILED:
+            raise TaskFailedError(task)
+        if task.status is TaskStatus.CANCELLED:
+            raise TaskCancelledError(task)
+        return task
