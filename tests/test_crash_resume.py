@@ -1,6 +1,9 @@
 """
 `evolink-async batch` killed (SIGKILL) or interrupted (SIGINT) mid-run, then resumed.
 
+The kill matrix runs on both journals: the SQLite file, and a PostgreSQL
+journal whose resume takes the killed run's jobs over once its lease lapses.
+
 The mock runs in the test's own event loop and outlives the CLI, which runs as
 a subprocess against it (`--base-url`). Each kill point is reached
 deterministically from the outside: a fault holds the request that defines
@@ -13,16 +16,19 @@ per job, and every job exactly one outcome.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shlex
 import signal
 import sqlite3
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import attrs
 import pytest
 
@@ -41,6 +47,8 @@ HOLD = 30.0
 #: The longest the test waits for a kill point or a run to end.
 DEADLINE = 20.0
 FAILING = "failing-05"
+#: The lease of the PostgreSQL runs, seconds: a resume takes a killed run's jobs after it.
+PG_LEASE = 1.0
 
 
 def make_jobs(count: int = 8) -> list[dict[str, Any]]:
@@ -79,6 +87,9 @@ class Run:
 
     tmp: Path
     jobs: list[dict[str, Any]]
+    #: A PostgreSQL journal (and its run) instead of the SQLite file.
+    pg_url: str | None = None
+    run_id: str | None = None
 
     @property
     def jobs_file(self) -> Path:
@@ -100,10 +111,15 @@ class Run:
         self.jobs_file.write_text("".join(json.dumps(job) + "\n" for job in self.jobs))
 
     def args(self, mock: MockEvoLink, *extra: str) -> list[str]:
+        journal = [str(self.journal)]
+        if self.pg_url is not None:
+            assert self.run_id is not None
+            # A killed process holds its jobs for the lease: keep the resume quick.
+            journal = [self.pg_url, "--run-id", self.run_id, "--lease", str(PG_LEASE)]
         return [
             str(self.jobs_file),
             "--journal",
-            str(self.journal),
+            *journal,
             "--out",
             str(self.out),
             "--download",
@@ -168,8 +184,11 @@ async def wait_until(
         await asyncio.sleep(0.01)
 
 
-def journal_rows(path: Path) -> list[tuple[str, str | None, str | None]]:
+def journal_rows(run: Run | Path) -> list[tuple[str, str | None, str | None]]:
     """(job id, task id, outcome) of every journalled job; [] before the file exists."""
+    if isinstance(run, Run) and run.pg_url is not None:
+        return _pg_rows(run.pg_url, run.run_id)
+    path = run.journal if isinstance(run, Run) else run
     if not path.exists():
         return []
     try:
@@ -183,6 +202,28 @@ def journal_rows(path: Path) -> list[tuple[str, str | None, str | None]]:
     except sqlite3.Error:  # not created yet
         return []
     return rows
+
+
+def _pg_rows(url: str, run_id: str | None) -> list[tuple[str, str | None, str | None]]:
+    """
+    `journal_rows` of a PostgreSQL journal, read on a thread of its own: the
+    test's own loop serves the mock, and a wait on it there would stall it.
+    """
+
+    async def read() -> list[tuple[str, str | None, str | None]]:
+        db = await asyncpg.connect(url)
+        try:
+            found = await db.fetch(
+                "SELECT job_id, task_id, outcome FROM evolink_jobs WHERE run_id = $1", run_id
+            )
+        except asyncpg.UndefinedTableError:  # no run has opened the journal yet
+            return []
+        finally:
+            await db.close()
+        return [(row[0], row[1], row[2]) for row in found]
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, read()).result()
 
 
 def out_lines(path: Path) -> list[dict[str, Any]]:
@@ -217,11 +258,11 @@ def _hold(fault: Fault, *routes: str, times: int = 1000) -> Callable[[MockEvoLin
 
 
 def _begun_reached(mock: MockEvoLink, run: Run) -> bool:
-    return bool(journal_rows(run.journal)) and mock.stats.requests[CREATE] >= 1
+    return bool(journal_rows(run)) and mock.stats.requests[CREATE] >= 1
 
 
 def _begun_at_kill(mock: MockEvoLink, run: Run) -> None:
-    rows = journal_rows(run.journal)
+    rows = journal_rows(run)
     assert rows and all(task_id is None for _, task_id, _ in rows)
     assert mock.stats.tasks_created == 0
 
@@ -236,7 +277,7 @@ def _created_reached(mock: MockEvoLink, run: Run) -> bool:
 
 
 def _created_at_kill(mock: MockEvoLink, run: Run) -> None:
-    assert all(task_id is None for _, task_id, _ in journal_rows(run.journal))
+    assert all(task_id is None for _, task_id, _ in journal_rows(run))
     assert mock.stats.tasks_created >= 1
 
 
@@ -246,12 +287,12 @@ def _created_after(mock: MockEvoLink, run: Run, at_kill: dict[str, Any]) -> None
 
 
 def _watching_reached(mock: MockEvoLink, run: Run) -> bool:
-    rows = journal_rows(run.journal)
+    rows = journal_rows(run)
     return len(rows) == len(run.jobs) and all(task_id for _, task_id, _ in rows)
 
 
 def _watching_at_kill(mock: MockEvoLink, run: Run) -> None:
-    assert all(outcome is None for _, _, outcome in journal_rows(run.journal))
+    assert all(outcome is None for _, _, outcome in journal_rows(run))
     assert mock.stats.tasks_created == len(run.jobs)
 
 
@@ -278,7 +319,7 @@ def _written_reached(mock: MockEvoLink, run: Run) -> bool:
 
 
 def _written_at_kill(mock: MockEvoLink, run: Run) -> None:
-    finished = [job_id for job_id, _, outcome in journal_rows(run.journal) if outcome]
+    finished = [job_id for job_id, _, outcome in journal_rows(run) if outcome]
     # The two held downloads keep at least two jobs unfinished.
     assert 3 <= len(finished) <= len(run.jobs) - 2
 
@@ -335,16 +376,20 @@ def assert_complete(mock: MockEvoLink, run: Run) -> None:
         assert line["status"] == "completed" and line["ok"], line
         assert Path(line["path"]).read_bytes() == mock.video_bytes(line["task_id"])
     assert partial_files(run.videos) == []
-    rows = journal_rows(run.journal)
+    rows = journal_rows(run)
     assert len(rows) == len(ids) and all(outcome for _, _, outcome in rows)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 async def test_killed_batch_resumes_without_duplicates_or_lost_outcomes(
-    point: str, tmp_path: Path
+    point: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     kill_point = KILL_POINTS[point]
     run = Run(tmp_path, make_jobs())
+    if backend == "postgresql":
+        run.pg_url = request.getfixturevalue("pg_url")
+        run.run_id = f"crash-{uuid.uuid4().hex[:12]}"
     run.write_jobs()
     async with MockEvoLink(time_scale=TIME_SCALE, seed=3) as mock:
         kill_point.hold(mock)
@@ -357,7 +402,7 @@ async def test_killed_batch_resumes_without_duplicates_or_lost_outcomes(
             "tasks_created": mock.stats.tasks_created,
             "create_requests": mock.stats.requests[CREATE],
             "downloads": sum(mock.stats.downloads.values()),
-            "finished": {job_id for job_id, _, outcome in journal_rows(run.journal) if outcome},
+            "finished": {job_id for job_id, _, outcome in journal_rows(run) if outcome},
         }
         mock.clear_injections()
 
@@ -436,7 +481,7 @@ async def test_second_ctrl_c_quits_at_once_and_the_resume_replays(tmp_path: Path
         assert "3 creates unanswered" in messages
         assert "Traceback" not in messages
         # The keys were journalled before the creates went out.
-        assert len(journal_rows(run.journal)) == 3
+        assert len(journal_rows(run)) == 3
 
         mock.clear_injections()
         process, _, stderr = await start_cli(mock, run.args(mock), tmp_path, "resume")
