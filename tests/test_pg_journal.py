@@ -10,6 +10,7 @@ about what only a shared journal does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -185,3 +186,77 @@ async def test_journal_status_and_export_read_either_journal(
     status = capsys.readouterr().out
     assert "jobs: 4: 0 begun (no task yet), 0 created (no outcome yet), 4 finished" in status
     assert ("stalled leases: 0" in status) == (journal_target.backend == "postgresql")
+
+
+@pytest.fixture
+async def own_database(pg_url: str) -> Any:
+    """A database of this test's own (a test that breaks tables breaks only its own)."""
+    name = f"evl_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield pg_url.rsplit("/", 1)[0] + f"/{name}"
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def damage(url: str, how: str) -> None:
+    db = await asyncpg.connect(url)
+    try:
+        if how == "no table":
+            await db.execute("DROP TABLE evolink_jobs")
+        else:
+            await db.execute("UPDATE evolink_jobs SET outcome = '{not json', uploads = '[['")
+    finally:
+        await db.close()
+
+
+PG_CALLS: dict[str, Any] = {
+    "begin": lambda j: j.begin("b", "key-b", "print-b"),
+    "created": lambda j: j.created("a", "task-1"),
+    "finished": lambda j: j.finished("a", {"task": None}),
+    "get": lambda j: j.get("a"),
+    "claim": lambda j: j.claim("a", "print-a", again=True),
+    "counts": lambda j: j.counts(),
+}
+
+
+@pytest.mark.parametrize("call", sorted(PG_CALLS))
+@pytest.mark.parametrize("how", ["no table", "bad json"])
+async def test_a_failing_postgresql_journal_raises_journal_error(
+    call: str, how: str, own_database: str
+) -> None:
+    from evolink_async._batch.store import open_journal
+
+    journal, _, _ = await open_journal(own_database, run_id="r", lease=60.0)
+    try:
+        await journal.begin("a", "key-a", "print-a")
+        await journal.finished("a", {"task": None})
+        await damage(own_database, how)
+        if how == "bad json" and call not in {"get", "claim"}:
+            await PG_CALLS[call](journal)  # a damaged entry breaks only what reads it
+            return
+        with pytest.raises(JournalError) as caught:
+            await PG_CALLS[call](journal)
+        assert own_database.rsplit("/", 1)[1] in str(caught.value)
+    finally:
+        with contextlib.suppress(JournalError):
+            await journal.close()
+
+
+async def test_a_postgresql_journal_failing_mid_run_ends_the_run_with_journal_error(
+    mock: MockEvoLink, own_database: str
+) -> None:
+    async def jobs() -> Any:
+        yield wan("first")
+        while mock.stats.tasks_created < 1:
+            await asyncio.sleep(0.005)
+        await damage(own_database, "no table")
+        yield wan("second")
+
+    async with make_client(mock) as client:
+        run = client.batch(jobs(), concurrency=1, journal=own_database, run_id="r")
+        with pytest.raises(JournalError, match="evolink_jobs"):
+            await asyncio.wait_for(run.results(), 10)
+    assert mock.stats.requests[CREATE] == 1
