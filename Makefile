@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench-smoke test-floor test-pythons test-py3.12 test-py3.13 clean pg-start pg-stop
+.PHONY: demo test lint types unit browser bench-smoke test-floor test-pythons test-py3.12 test-py3.13 clean pg-start pg-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,20 +30,25 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(BIN)/pytest
 
+# Headless Chromium (Debian's package) for the run report's browser test
+# (tests/test_report.py), installed when missing.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
 # The suite (pytest only) with aiohttp, anyio, attrs and cattrs at their floors.
-test-floor:
+test-floor: browser
 	PYTHON=$(PYTHON) .ci/suite-on floor
 
 # The suite (pytest only) on each other supported Python; a missing one fails.
 test-pythons: test-py3.12 test-py3.13
 
-test-py3.12:
+test-py3.12: browser
 	.ci/suite-on python 3.12
 
-test-py3.13:
+test-py3.13: browser
 	.ci/suite-on python 3.13
 
 # A tiny size of every benchmark: proves they run, measures nothing worth keeping.

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -172,6 +173,17 @@ async def test_out_lines_match_the_jobs_and_what_the_server_made(tmp_path: Path)
     assert PROGRESS_LINE.search(result.stdout), result.stdout
     assert "refused-03" in result.stdout and "[content_policy_violation]" in result.stdout
     assert "3 completed, 1 failed, 1 cancelled, 3 bad lines skipped" in result.stdout
+    # The closing lines say how to draw the run; that command works.
+    picture = re.search(r"^a picture of the run: (evolink-async report .*)$", result.stdout, re.M)
+    assert picture is not None, result.stdout
+    command = shlex.split(picture.group(1))
+    assert command[2:] == [
+        str(tmp_path / "jobs.jsonl.journal"),
+        "--html",
+        str(tmp_path / "report.html"),
+    ]
+    assert main(command[1:]) == 0
+    assert "Timeline of jobs" in (tmp_path / "report.html").read_text()
     # The default journal sits beside the jobs file and holds every job.
     journal = sqlite3.connect(tmp_path / "jobs.jsonl.journal")
     try:

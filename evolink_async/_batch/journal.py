@@ -18,6 +18,12 @@ guards:
 3. `finished(job_id, outcome)`: the final outcome (status, URL, path, error,
    credits). A crash after this leaves the job alone on resume.
 
+Each write also stamps its row with the wall clock (`begun_at`, `created_at`,
+`finished_at`, seconds since the epoch) in the same statement, so the
+timeline `evolink-async report` draws costs no extra write and no extra fsync.
+`read_entries` reads a journal without taking it (read-only, no lock), so a
+report can be made while a run still holds the file.
+
 All SQLite work runs on one dedicated thread, never on the event loop.
 Concurrent writes are committed together ("group commit"): every caller
 waits for the commit that includes its write, and one fsync serves many jobs.
@@ -41,9 +47,10 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -52,7 +59,7 @@ import attrs
 from .._errors import JournalError
 from .keys import check_run_id, new_run_id
 
-__all__ = ["Claim", "Journal", "JournalEntry", "JournalError"]
+__all__ = ["Claim", "Journal", "JournalEntry", "JournalError", "read_entries"]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -61,11 +68,27 @@ _SCHEMA: Final = (
     fingerprint TEXT NOT NULL,
     task_id TEXT,
     outcome TEXT,
-    uploads TEXT
+    uploads TEXT,
+    begun_at REAL,
+    created_at REAL,
+    finished_at REAL
 )""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 _FORMAT: Final = "evolink-async journal 1"
+#: Columns added after the first journals, each with its type: an older
+#: journal gets them (empty) when a run opens it.
+_ADDED_COLUMNS: Final = (
+    ("uploads", "TEXT"),
+    ("begun_at", "REAL"),
+    ("created_at", "REAL"),
+    ("finished_at", "REAL"),
+)
+#: What `JournalEntry` is read from, in order.
+_ENTRY_COLUMNS: Final = (
+    "job_id, idempotency_key, fingerprint, task_id, outcome, uploads,"
+    " begun_at, created_at, finished_at"
+)
 #: The first bytes of every SQLite database file.
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 
@@ -155,8 +178,9 @@ class Journal:
             for statement in _SCHEMA:
                 db.execute(statement)
             columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-            if "uploads" not in columns:  # a journal from before upload URLs were kept
-                db.execute("ALTER TABLE jobs ADD COLUMN uploads TEXT")
+            for name, kind in _ADDED_COLUMNS:
+                if name not in columns:  # a journal from before the column was kept
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (_FORMAT,))
             row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
             if row is None or row[0] != _FORMAT:
@@ -213,8 +237,7 @@ class Journal:
     def _get_sync(self, job_id: str) -> tuple[Any, ...] | None:
         assert self._db is not None
         cursor = self._db.execute(
-            "SELECT job_id, idempotency_key, fingerprint, task_id, outcome, uploads"
-            " FROM jobs WHERE job_id = ?",
+            f"SELECT {_ENTRY_COLUMNS} FROM jobs WHERE job_id = ?",  # noqa: S608 -- constants
             (job_id,),
         )
         row: tuple[Any, ...] | None = cursor.fetchone()
@@ -277,8 +300,8 @@ class Journal:
     def _page_sync(self, after: int) -> list[tuple[Any, ...]]:
         assert self._db is not None
         return self._db.execute(
-            "SELECT rowid, job_id, idempotency_key, fingerprint, task_id, outcome, uploads"
-            " FROM jobs WHERE rowid > ? ORDER BY rowid LIMIT 500",
+            f"SELECT rowid, {_ENTRY_COLUMNS} FROM jobs"  # noqa: S608 -- constants
+            " WHERE rowid > ? ORDER BY rowid LIMIT 500",
             (after,),
         ).fetchall()
 
@@ -309,24 +332,29 @@ class Journal:
     ) -> None:
         """Record a job's Idempotency-Key (and upload URLs); returns once it is on disk."""
         await self._write(
-            "INSERT INTO jobs (job_id, idempotency_key, fingerprint, uploads) VALUES (?, ?, ?, ?)",
+            "INSERT INTO jobs (job_id, idempotency_key, fingerprint, uploads, begun_at)"
+            " VALUES (?, ?, ?, ?, ?)",
             (
                 job_id,
                 key,
                 fingerprint,
                 json.dumps(dict(uploads), separators=(",", ":")) if uploads else None,
+                time.time(),
             ),
         )
 
     async def created(self, job_id: str, task_id: str) -> None:
         """Record the task a job created; returns once it is on disk."""
-        await self._write("UPDATE jobs SET task_id = ? WHERE job_id = ?", (task_id, job_id))
+        await self._write(
+            "UPDATE jobs SET task_id = ?, created_at = ? WHERE job_id = ?",
+            (task_id, time.time(), job_id),
+        )
 
     async def finished(self, job_id: str, outcome: Mapping[str, Any]) -> None:
         """Record a job's final outcome; returns once it is on disk."""
         await self._write(
-            "UPDATE jobs SET outcome = ? WHERE job_id = ?",
-            (json.dumps(outcome, separators=(",", ":")), job_id),
+            "UPDATE jobs SET outcome = ?, finished_at = ? WHERE job_id = ?",
+            (json.dumps(outcome, separators=(",", ":")), time.time(), job_id),
         )
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
@@ -372,21 +400,81 @@ class Journal:
         db.execute("COMMIT")
 
     def _entry(self, row: tuple[Any, ...] | None) -> JournalEntry | None:
-        if row is None:
-            return None
-        try:
-            outcome = json.loads(row[4]) if row[4] else None
-            uploads = json.loads(row[5]) if len(row) > 5 and row[5] else None
-        except (ValueError, RecursionError):
-            raise JournalError(f"{self.path}: job {row[0]!r} has a damaged entry") from None
-        return JournalEntry(
-            job_id=row[0],
-            idempotency_key=row[1],
-            fingerprint=row[2],
-            task_id=row[3],
-            outcome=outcome,
-            uploads=uploads,
-        )
+        return None if row is None else _entry_of(row, self.path)
+
+
+def _entry_of(row: Sequence[Any], path: Path) -> JournalEntry:
+    """The entry of a `_ENTRY_COLUMNS` row of the journal at `path`."""
+    try:
+        outcome = json.loads(row[4]) if row[4] else None
+        uploads = json.loads(row[5]) if len(row) > 5 and row[5] else None
+    except (ValueError, RecursionError):
+        raise JournalError(f"{path}: job {row[0]!r} has a damaged entry") from None
+    return JournalEntry(
+        job_id=row[0],
+        idempotency_key=row[1],
+        fingerprint=row[2],
+        task_id=row[3],
+        outcome=outcome,
+        uploads=uploads,
+        begun_at=_moment(row[6]) if len(row) > 6 else None,
+        created_at=_moment(row[7]) if len(row) > 7 else None,
+        finished_at=_moment(row[8]) if len(row) > 8 else None,
+    )
+
+
+def read_entries(path: Path) -> Iterator[JournalEntry]:
+    """
+    Every job of the journal at `path`, in the order first recorded, read-only.
+
+    No lock is taken and nothing is written, so a run may hold the journal
+    meanwhile (the entries are those of its last commit). Rows are read a
+    page at a time; a journal from before a column was kept reads as if the
+    column were empty.
+
+    Raises:
+        JournalError: the file is missing, not SQLite, or not a journal.
+    """
+    if not path.is_file():
+        raise JournalError(f"{path}: no such journal")
+    _check_is_journal(path)
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot read ({_failure(exc)})") from None
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if "jobs" not in tables:
+            return
+        present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        wanted = [name.strip() for name in _ENTRY_COLUMNS.split(",")]
+        columns = ", ".join(name if name in present else "NULL" for name in wanted)
+        after = 0
+        while True:
+            rows = db.execute(
+                f"SELECT rowid, {columns} FROM jobs"  # noqa: S608 -- our own column names
+                " WHERE rowid > ? ORDER BY rowid LIMIT 500",
+                (after,),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry_of(row[1:], path)
+            after = rows[-1][0]
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot read ({_failure(exc)})") from None
+    finally:
+        db.close()
+
+
+def _moment(value: object) -> datetime | None:
+    """A stored wall-clock time (seconds since the epoch) as an aware datetime."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # a value no datetime holds
+        return None
 
 
 def _lock(path: Path) -> int:

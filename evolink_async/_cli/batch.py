@@ -377,6 +377,10 @@ def _summary(report: BatchReport, options: Options) -> list[tuple[str, str]]:
         where.append(f"journal: {_shown(options.journal)}")
     if where:
         lines.append(("   ".join(where), "dim"))
+    if isinstance(options.journal, Path):
+        page = options.journal.parent / "report.html"
+        command = shlex.join(["evolink-async", "report", str(options.journal), "--html", str(page)])
+        lines.append((f"a picture of the run: {command}", "dim"))
     return lines
 
 

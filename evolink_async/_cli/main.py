@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_credits(commands)
     _add_mock_server(commands)
     _add_journal(commands)
+    _add_report(commands)
     return parser
 
 
@@ -328,3 +329,30 @@ def _run_journal(args: argparse.Namespace) -> int:
     from . import journal
 
     return journal.run(args)
+
+
+# ---------------------------------------------------------------- report
+
+
+def _add_report(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="a picture of a batch run from its journal (one HTML page)",
+        description=(
+            "Read a batch journal (read-only: a run may still hold it) and write one "
+            "self-contained HTML page with --html: the jobs on a timeline, coloured by "
+            "outcome; creates and outcomes over time; latency per model; failures by "
+            "code; credits. Without --html the figures are printed (as JSON with --json)."
+        ),
+    )
+    parser.add_argument("journal", metavar="JOURNAL", help="the journal file of a batch run")
+    parser.add_argument("--html", metavar="FILE", help="write the page here")
+    parser.add_argument("--title", metavar="TEXT", help="the page's title")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.set_defaults(handler=_run_report, command_name="report")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    return report.run(args)

@@ -1,0 +1,555 @@
+"""
+`evolink-async report JOURNAL --html FILE`: a picture of a batch run, from its journal.
+
+The page is one self-contained HTML file (inline SVG and CSS, no script, no
+external asset), so it opens offline, attaches to a ticket and survives a
+copy. It shows:
+
+- the counts: jobs by outcome, credits reserved and used, the time span;
+- a timeline of jobs, created -> finished, coloured by outcome (at most
+  `MAX_TIMELINE` of them, drawn evenly from the whole run);
+- throughput over time: creates and finishes per time bucket (the journal
+  keeps no poll counts, so polls are not drawn);
+- latency (created -> outcome journalled) per model, for completed jobs;
+- failures by code, with an example message each, and the failed jobs;
+- credits per model.
+
+The journal is read with `read_entries` (read-only, no lock), so a report
+can be drawn while the run is still going; jobs without an outcome show as
+running. Outcomes are read as a resume reads them (`read_record`) and named
+as `--out` names them (`outcome_status`, `error_code`), so every screen says
+the same. Every text from the journal (ids, models, codes, messages) is
+escaped for HTML (`charts.text`). The journal holds no API key, so neither
+can the page.
+
+Without `--html` the same figures are printed as text, or as JSON with
+`--json`. Exit codes: 0 written, 2 the journal cannot be read or the file
+cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import os
+import random
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from .._batch.journal import JournalEntry, read_entries
+from .._batch.records import error_code, error_message, outcome_status
+from .._batch.resume import read_record
+from .._errors import JournalError
+from .._text import printable, printable_json
+from . import charts
+from .charts import Bar, Box, Series, Span, text
+from .display import credits_text, seconds_text, table_lines
+
+__all__ = ["MAX_TIMELINE", "RunSummary", "render_html", "run", "summarize"]
+
+#: Jobs drawn on the timeline at most: more bars than pixel rows say nothing more.
+MAX_TIMELINE: Final = 400
+#: Failed jobs listed in the table at most (the chart counts them all).
+MAX_FAILURE_ROWS: Final = 50
+#: Time buckets on the throughput chart.
+_BUCKETS: Final = 40
+_PROG: Final = "evolink-async report"
+
+#: Outcome -> (what the page calls it, its colour), in legend order.
+OUTCOMES: Final = {
+    "completed": ("completed", "#2e9d5b"),
+    "failed": ("failed", "#d64545"),
+    "cancelled": ("cancelled", "#e0a030"),
+    "download_failed": ("download failed", "#9b4fc0"),
+    "error": ("refused (no task)", "#777777"),
+    "not_submitted": ("not submitted", "#bbbbbb"),
+    "running": ("running", "#3b7dd8"),
+    "creating": ("create unanswered", "#9bb8e0"),
+}
+
+
+@attrs.define(kw_only=True)
+class _Model:
+    jobs: int = 0
+    completed: int = 0
+    credits_reserved: float = 0.0
+    credits_used: float = 0.0
+    latencies: list[float] = attrs.field(factory=list)
+
+
+@attrs.frozen(kw_only=True)
+class _Failure:
+    job_id: str
+    model: str
+    status: str
+    code: str
+    message: str
+
+
+@attrs.define(kw_only=True)
+class RunSummary:
+    """The figures of a run, gathered in one pass over its journal."""
+
+    jobs: int = 0
+    outcomes: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    credits_reserved: float = 0.0
+    credits_used: float = 0.0
+    models: dict[str, _Model] = attrs.field(factory=dict)
+    failure_codes: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    failure_examples: dict[str, str] = attrs.field(factory=dict)
+    failures: list[_Failure] = attrs.field(factory=list)
+    creates: list[float] = attrs.field(factory=list)
+    finishes: list[float] = attrs.field(factory=list)
+    #: An even sample of the jobs for the timeline: (job id, status, begun, created, finished).
+    sample: list[tuple[str, str, float | None, float | None, float | None]] = attrs.field(
+        factory=list
+    )
+    timed: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    @property
+    def span(self) -> float:
+        """Seconds from the first to the last moment the journal recorded."""
+        if self.first is None or self.last is None:
+            return 0.0
+        return self.last - self.first
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures as JSON (what `--json` prints)."""
+        return {
+            "jobs": self.jobs,
+            "outcomes": dict(self.outcomes),
+            "credits_reserved": self.credits_reserved,
+            "credits_used": self.credits_used,
+            "started_at": _iso(self.first),
+            "ended_at": _iso(self.last),
+            "seconds": round(self.span, 3),
+            "failures_by_code": dict(self.failure_codes.most_common()),
+            "models": {
+                model: {
+                    "jobs": row.jobs,
+                    "completed": row.completed,
+                    "credits_reserved": row.credits_reserved,
+                    "credits_used": row.credits_used,
+                    "latency_median": _rounded(charts.quantile(sorted(row.latencies), 0.5)),
+                    "latency_p90": _rounded(charts.quantile(sorted(row.latencies), 0.9)),
+                }
+                for model, row in sorted(self.models.items())
+            },
+        }
+
+
+def _rounded(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+def summarize(entries: Iterable[JournalEntry]) -> RunSummary:
+    """
+    The figures of a run from its journal entries, in one pass.
+
+    Memory stays small however long the run: one number per create, finish
+    and completed job, and a fixed-size sample of jobs for the timeline
+    (reservoir sampling with a fixed seed, so a report is repeatable).
+    """
+    summary = RunSummary()
+    picker = random.Random(0)  # noqa: S311 -- sampling for a chart, not a secret
+    for entry in entries:
+        summary.jobs += 1
+        begun, created, finished = (
+            _seconds(entry.begun_at),
+            _seconds(entry.created_at),
+            _seconds(entry.finished_at),
+        )
+        if entry.outcome is None:
+            status = "running" if entry.task_id is not None else "creating"
+            finished = None
+            task = None
+            error = None
+        else:
+            task, error, _ = read_record(entry.outcome)
+            status = outcome_status(task, error)
+        summary.outcomes[status] += 1
+        model = printable(task.model) if task is not None and task.model else "unknown"
+        row = summary.models.setdefault(model, _Model())
+        row.jobs += 1
+        if task is not None and task.usage is not None:
+            reserved = task.usage.credits_reserved or 0.0
+            used = task.usage.credits_used or 0.0
+            row.credits_reserved += reserved
+            row.credits_used += used
+            summary.credits_reserved += reserved
+            summary.credits_used += used
+        if status == "completed":
+            row.completed += 1
+            if created is not None and finished is not None and finished >= created:
+                row.latencies.append(finished - created)
+        elif entry.outcome is not None:
+            code = error_code(error) or status
+            summary.failure_codes[code] += 1
+            message = error_message(error) or ""
+            summary.failure_examples.setdefault(code, message)
+            if len(summary.failures) < MAX_FAILURE_ROWS:
+                summary.failures.append(
+                    _Failure(
+                        job_id=entry.job_id, model=model, status=status, code=code, message=message
+                    )
+                )
+        if created is not None:
+            summary.creates.append(created)
+        if finished is not None:
+            summary.finishes.append(finished)
+        moments = [m for m in (begun, created, finished) if m is not None]
+        if moments:
+            summary.timed += 1
+            low, high = min(moments), max(moments)
+            summary.first = low if summary.first is None else min(summary.first, low)
+            summary.last = high if summary.last is None else max(summary.last, high)
+            item = (entry.job_id, status, begun, created, finished)
+            if len(summary.sample) < MAX_TIMELINE:
+                summary.sample.append(item)
+            else:
+                slot = picker.randrange(summary.timed)
+                if slot < MAX_TIMELINE:
+                    summary.sample[slot] = item
+    return summary
+
+
+# ---------------------------------------------------------------- the page
+
+_CSS: Final = """
+body { font: 14px/1.45 system-ui, sans-serif; color: #222; margin: 24px auto; max-width: 960px;
+  padding: 0 16px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 6px; }
+p.sub, p.note { color: #666; margin: 2px 0 10px; }
+.tiles { display: flex; flex-wrap: wrap; gap: 10px; margin: 16px 0; }
+.tile { border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; min-width: 110px; }
+.tile b { display: block; font-size: 20px; }
+.tile span { color: #666; font-size: 12px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eee; vertical-align: top; }
+th { color: #555; font-weight: 600; }
+td.num, th.num { text-align: right; }
+code { font: 12px ui-monospace, monospace; word-break: break-all; }
+svg { display: block; margin: 6px 0; }
+"""
+
+
+def _tile(value: str, label: str, colour: str | None = None) -> str:
+    style = f' style="border-left: 5px solid {colour}"' if colour else ""
+    return f'<div class="tile"{style}><b>{text(value)}</b><span>{text(label)}</span></div>'
+
+
+def _legend(summary: RunSummary) -> list[tuple[str, str]]:
+    """The outcomes this run has, in the usual order."""
+    return [shown for status, shown in OUTCOMES.items() if summary.outcomes.get(status)]
+
+
+def _timeline(summary: RunSummary) -> str:
+    if not summary.sample or summary.first is None:
+        return (
+            '<p class="note">This journal records no times (it predates them), '
+            "so there is no timeline.</p>"
+        )
+    start = summary.first
+
+    def rel(moment: float | None) -> float | None:
+        return None if moment is None else moment - start
+
+    ordered = sorted(summary.sample, key=lambda item: min(m for m in item[2:] if m is not None))
+    spans = []
+    for job_id, status, begun, created, finished in ordered:
+        name, colour = OUTCOMES.get(status, (status, "#777777"))
+        took = ""
+        if created is not None and finished is not None:
+            took = f", {seconds_text(finished - created)} created -> finished"
+        spans.append(
+            Span(
+                label=job_id,
+                begun=rel(begun),
+                created=rel(created),
+                finished=rel(finished),
+                colour=colour,
+                note=name + took,
+            )
+        )
+    shown = len(spans)
+    note = (
+        f"All {shown} jobs"
+        if shown == summary.timed
+        else f"{shown} of {summary.timed} jobs, drawn evenly from the whole run"
+    )
+    return (
+        f'<p class="note">{text(note)}; each bar runs from the create to the outcome '
+        "(grey before it: waiting for the create to answer; hatched: no outcome yet). "
+        "Hover a bar for its job.</p>"
+        + charts.timeline_chart(
+            spans, span=max(summary.span, 1e-3), legend=_legend(summary), label="timeline of jobs"
+        )
+    )
+
+
+def _counts(moments: list[float], start: float, bucket: float) -> tuple[int, ...]:
+    counts = [0] * _BUCKETS
+    for moment in moments:
+        index = min(_BUCKETS - 1, max(0, int((moment - start) / bucket)))
+        counts[index] += 1
+    return tuple(counts)
+
+
+def _throughput(summary: RunSummary) -> str:
+    if summary.first is None or not (summary.creates or summary.finishes):
+        return '<p class="note">No creates or outcomes with a time in this journal.</p>'
+    bucket = max(summary.span, 1e-3) / _BUCKETS
+    series = [
+        Series(
+            name="tasks created",
+            colour="#3b7dd8",
+            counts=_counts(summary.creates, summary.first, bucket),
+        ),
+        Series(
+            name="outcomes",
+            colour="#2e9d5b",
+            counts=_counts(summary.finishes, summary.first, bucket),
+        ),
+    ]
+    return (
+        '<p class="note">Creates and outcomes per time slice. The journal keeps no poll '
+        "counts, so polls are not drawn.</p>"
+        + charts.series_chart(series, bucket=bucket, label="throughput over time")
+    )
+
+
+def _latency(summary: RunSummary) -> str:
+    boxes = [
+        Box(label=model, values=tuple(sorted(row.latencies)))
+        for model, row in sorted(summary.models.items())
+        if row.latencies
+    ]
+    if not boxes:
+        return '<p class="note">No completed job with both times recorded.</p>'
+    return (
+        '<p class="note">Completed jobs, from the create to the outcome (download '
+        "included): the box holds the middle half, the black line is the median, each tick "
+        "one job.</p>" + charts.box_chart(boxes, colour="#2e9d5b", label="latency per model")
+    )
+
+
+def _failures(summary: RunSummary) -> str:
+    if not summary.failure_codes:
+        return '<p class="note">No job failed.</p>'
+    bars = [
+        Bar(label=code, value=count, colour="#d64545")
+        for code, count in summary.failure_codes.most_common()
+    ]
+    rows = "".join(
+        f"<tr><td><code>{text(code)}</code></td><td class='num'>{count}</td>"
+        f"<td>{text(summary.failure_examples.get(code, ''))}</td></tr>"
+        for code, count in summary.failure_codes.most_common()
+    )
+    jobs = "".join(
+        f"<tr><td><code>{text(f.job_id)}</code></td><td>{text(f.model)}</td>"
+        f"<td>{text(OUTCOMES.get(f.status, (f.status, ''))[0])}</td>"
+        f"<td><code>{text(f.code)}</code></td><td>{text(f.message)}</td></tr>"
+        for f in summary.failures
+    )
+    failed = sum(summary.failure_codes.values())
+    more = (
+        f'<p class="note">The first {len(summary.failures)} of {failed} are listed.</p>'
+        if failed > len(summary.failures)
+        else ""
+    )
+    return (
+        charts.bar_chart(bars, label="failures by code")
+        + "<table><tr><th>code</th><th class='num'>jobs</th><th>example message</th></tr>"
+        + rows
+        + "</table><h3>Jobs that did not complete</h3>"
+        + "<table><tr><th>job</th><th>model</th><th>outcome</th><th>code</th><th>message</th></tr>"
+        + jobs
+        + "</table>"
+        + more
+    )
+
+
+def _credits(summary: RunSummary) -> str:
+    rows = [
+        (m, r) for m, r in sorted(summary.models.items()) if r.credits_reserved or r.credits_used
+    ]
+    if not rows:
+        return '<p class="note">No credits recorded.</p>'
+    bars = [
+        Bar(
+            label=model,
+            value=row.credits_used,
+            behind=row.credits_reserved,
+            colour="#2e6fb0",
+            note=(
+                f"{credits_text(row.credits_used)} used of "
+                f"{credits_text(row.credits_reserved)} reserved"
+            ),
+        )
+        for model, row in rows
+    ]
+    return (
+        '<p class="note">Dark: credits used; light: reserved (a failed or cancelled task '
+        "gives its reservation back).</p>" + charts.bar_chart(bars, label="credits per model")
+    )
+
+
+def _models_table(summary: RunSummary) -> str:
+    rows = []
+    for model, row in sorted(summary.models.items()):
+        ordered = sorted(row.latencies)
+        median = charts.quantile(ordered, 0.5)
+        rows.append(
+            f"<tr><td>{text(model)}</td><td class='num'>{row.jobs}</td>"
+            f"<td class='num'>{row.completed}</td>"
+            f"<td class='num'>{text(seconds_text(median) if ordered else '-')}</td>"
+            f"<td class='num'>{text(credits_text(row.credits_used))}</td></tr>"
+        )
+    return (
+        "<table><tr><th>model</th><th class='num'>jobs</th><th class='num'>completed</th>"
+        "<th class='num'>median latency</th><th class='num'>credits used</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def render_html(summary: RunSummary, *, title: str) -> str:
+    """The whole report page: one HTML document, nothing outside it."""
+    outcomes = summary.outcomes
+    tiles = [_tile(f"{summary.jobs:,}", "jobs")]
+    for status, (name, colour) in OUTCOMES.items():
+        if outcomes.get(status):
+            tiles.append(_tile(f"{outcomes[status]:,}", name, colour))
+    tiles.append(_tile(credits_text(summary.credits_used), "credits used"))
+    tiles.append(_tile(credits_text(summary.credits_reserved), "credits reserved"))
+    if summary.first is not None:
+        tiles.append(_tile(seconds_text(summary.span), "first create to last outcome"))
+    when = ""
+    if summary.first is not None and summary.last is not None:
+        when = f"{_iso(summary.first)} to {_iso(summary.last)} (UTC)"
+    sections = [
+        ("Timeline of jobs", _timeline(summary)),
+        ("Throughput over time", _throughput(summary)),
+        ("Latency per model", _latency(summary)),
+        ("Failures by code", _failures(summary)),
+        ("Credits", _credits(summary)),
+        ("Per model", _models_table(summary)),
+    ]
+    body = "".join(f"<h2>{text(name)}</h2>{content}" for name, content in sections)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{text(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{text(title)}</h1>"
+        f'<p class="sub">{text(when)}</p>'
+        f'<div class="tiles">{"".join(tiles)}</div>'
+        f"{body}"
+        "</body></html>\n"
+    )
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _text_lines(summary: RunSummary, journal: str) -> list[str]:
+    lines = [f"{journal}: {summary.jobs} jobs"]
+    if summary.first is not None:
+        lines[0] += f", {seconds_text(summary.span)} from the first create to the last outcome"
+    counts = [[OUTCOMES.get(s, (s, ""))[0], str(n)] for s, n in summary.outcomes.most_common()]
+    if counts:
+        lines += ["", *table_lines([["outcome", "jobs"], *counts], numbers=True)]
+    if summary.failure_codes:
+        codes = [[code, str(n)] for code, n in summary.failure_codes.most_common()]
+        lines += ["", *table_lines([["failure code", "jobs"], *codes], numbers=True)]
+    models = []
+    for model, row in sorted(summary.models.items()):
+        ordered = sorted(row.latencies)
+        models.append(
+            [
+                model,
+                str(row.jobs),
+                str(row.completed),
+                seconds_text(charts.quantile(ordered, 0.5)) if ordered else "-",
+                credits_text(row.credits_used),
+            ]
+        )
+    if models:
+        header = ["model", "jobs", "completed", "median latency", "credits used"]
+        lines += ["", *table_lines([header, *models], numbers=True)]
+    lines += [
+        "",
+        f"credits: {credits_text(summary.credits_reserved)} reserved, "
+        f"{credits_text(summary.credits_used)} used",
+    ]
+    return [printable(line) for line in lines]
+
+
+def _write(path: Path, page: str) -> None:
+    """Write `page` to `path` through a temporary file, so a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(page, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `evolink-async report` with parsed `args`; return the exit code."""
+    journal = Path(args.journal)
+    html_path = Path(args.html) if args.html else None
+    if html_path is not None:
+        if html_path.is_dir():
+            print(f"{_PROG}: --html {html_path}: is a directory", file=sys.stderr)
+            return 2
+        if journal.exists() and html_path.resolve() == journal.resolve():
+            print(f"{_PROG}: --html {html_path}: that is the journal itself", file=sys.stderr)
+            return 2
+    try:
+        summary = summarize(read_entries(journal))
+    except JournalError as exc:
+        print(f"{_PROG}: {printable(exc)}", file=sys.stderr)
+        return 2
+    if html_path is not None:
+        title = args.title or f"evolink-async run: {journal.name}"
+        try:
+            _write(html_path, render_html(summary, title=title))
+        except OSError as exc:
+            print(f"{_PROG}: cannot write {html_path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    if args.json:
+        record = summary.to_json()
+        record["html"] = str(html_path) if html_path is not None else None
+        print(printable_json(json.dumps(record, ensure_ascii=False, indent=2)))
+    elif html_path is not None:
+        done = summary.outcomes.get("completed", 0)
+        print(
+            printable(
+                f"wrote {html_path}: {summary.jobs} jobs, {done} completed; open it in a browser"
+            )
+        )
+    else:
+        sys.stdout.write("\n".join(_text_lines(summary, str(journal))) + "\n")
+    return 0
