@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evolink_async._errors import ValidationError
-from evolink_async._watch.policy import PollPolicy
 from evolink_async._watch.planner import (
     PollState,
     estimated_duration,
@@ -29,6 +28,7 @@ from evolink_async._watch.planner import (
     observe,
     start,
 )
+from evolink_async._watch.policy import PollPolicy
 
 POLICY = PollPolicy()
 STILL = PollPolicy(jitter=0.0)  # no jitter: exact intervals
