@@ -15,6 +15,7 @@ classes) and `evolink_async.testing` (the `MockEvoLink` fake server) are the
 public submodules.
 """
 
+from ._api.hooks import RequestEvent
 from ._api.retry import RetryPolicy
 from ._batch.jobs import BatchStats, Job, JobOutcome
 from ._batch.runner import BatchRun
@@ -34,6 +35,7 @@ from ._errors import (
     MalformedReplyError,
     NotFoundError,
     NotSubmittedError,
+    NotSupportedError,
     PermissionDeniedError,
     Problem,
     RateLimitError,
@@ -90,12 +92,14 @@ __all__ = [
     "MalformedReplyError",
     "NotFoundError",
     "NotSubmittedError",
+    "NotSupportedError",
     "PermissionDeniedError",
     "PollPolicy",
     "Problem",
     "RateLimitError",
     "RawRequest",
     "Request",
+    "RequestEvent",
     "RequestTooLargeError",
     "RetryPolicy",
     "SeedanceFastImageToVideo",

@@ -11,35 +11,32 @@ and every public call goes one floor down to one of them:
 - `_api.downloads.Downloader`: result videos -> files, one limit;
 - `_watch.watcher.Watcher`: one poll loop for every wait, reading through
   the endpoints;
+- `_parts.make_parts` makes them from the config, `_parts.view_parts`
+  a `with_options` view's own;
 - `_batch.runner.BatchRun`: built from those parts for each `batch` call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import aiohttp
 import anyio
 
 from . import _models
-from ._api.downloads import (
-    DEFAULT_DOWNLOAD_TIMEOUT,
-    DEFAULT_MAX_VIDEO_BYTES,
-    Downloader,
-    target_path,
-)
-from ._api.endpoints import Endpoints, check_idempotency_key, check_task_id, new_idempotency_key
+from ._api.downloads import DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_MAX_VIDEO_BYTES, target_path
+from ._api.endpoints import check_idempotency_key, check_task_id, new_idempotency_key
+from ._api.hooks import RequestEvent
 from ._api.retry import RetryPolicy
-from ._api.transport import Transport
-from ._api.uploads import Uploads
 from ._batch.jobs import JobSource
 from ._batch.runner import DEFAULT_MAX_ACTIVE, BatchRun
 from ._batch.shared_budget import SharedBudget
@@ -47,14 +44,20 @@ from ._batch.store import DEFAULT_LEASE, journal_name
 from ._config import (
     check_batch_arguments,
     check_download_arguments,
+    check_list_arguments,
     check_wait_options,
     client_config,
+    view_config,
 )
 from ._convert import MalformedResponseError, structure_task
 from ._errors import ClientClosedError, ValidationError
-from ._values import Credits, Task, UploadedFile
+from ._parts import make_parts, view_parts
+from ._telemetry import model_attribute
+from ._values import Credits, Task, TaskStatus, UploadedFile
 from ._watch.policy import PollPolicy
-from ._watch.watcher import Watcher
+
+if TYPE_CHECKING:
+    from opentelemetry import metrics, trace
 
 __all__ = ["EvoLinkClient"]
 
@@ -95,6 +98,13 @@ class EvoLinkClient:
             a larger one fails with `MalformedReplyError`, leaving no file.
         download_timeout: seconds one download may take, retries included
             (default 900); then it fails with `APITimeoutError`.
+        default_headers: extra headers on every API request (not downloads);
+            one the SDK sets (Authorization, ...) is a `ValidationError`.
+        proxy: a proxy URL for every request, downloads included.
+        trust_env: without `proxy`, use `HTTP(S)_PROXY` / `NO_PROXY`.
+        event_hooks: `{"request": [...], "response": [...], "retry": [...]}`,
+            callables (sync or async) given a `RequestEvent` per attempt.
+        tracer_provider, meter_provider: OpenTelemetry providers (default: global).
     """
 
     def __init__(
@@ -111,6 +121,12 @@ class EvoLinkClient:
         retry: RetryPolicy | None = None,
         max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
+        default_headers: Mapping[str, str] | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        event_hooks: Mapping[str, Sequence[Callable[[RequestEvent], Any]]] | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         config = client_config(
             api_key=api_key,
@@ -124,36 +140,58 @@ class EvoLinkClient:
             max_video_bytes=max_video_bytes,
             download_timeout=download_timeout,
             session=session,
+            default_headers=default_headers,
+            proxy=proxy,
+            trust_env=trust_env,
+            event_hooks=event_hooks,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
         )
         self._config = config
         self.base_url = config.base_url
         self.files_base_url = config.files_base_url
         self.poll = config.poll
         self.max_concurrency = config.max_concurrency
-        self._transport = Transport(
-            api_key=config.api_key,
-            max_concurrency=config.max_concurrency,
-            retry=config.retry,
-            timeout=config.timeout,
-            session=session,
-        )
-        self._endpoints = Endpoints(
-            self._transport, base_url=config.base_url, files_base_url=config.files_base_url
-        )
-        self._uploads = Uploads(self._endpoints)
-        self._downloader = Downloader(
-            session=self._transport.download_session,
-            retry=config.retry,
-            read_timeout=config.read_timeout,
-            max_parallel=max(2, config.max_concurrency // 4),
-            refresh_url=self._fresh_video_url,
-            max_bytes=config.max_video_bytes,
-            deadline=config.download_timeout,
-        )
-        self._watcher = Watcher(
-            policy=config.poll, reader=self._endpoints, max_in_flight=config.max_concurrency
+        self._transport, self._endpoints, self._uploads, self._downloader, self._watcher = (
+            make_parts(config, session, tracer_provider, meter_provider, self._fresh_video_url)
         )
         self._submitted: OrderedDict[str, float] = OrderedDict()
+        self._view_of: EvoLinkClient | None = None  # the client of a `with_options` view
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> EvoLinkClient:
+        """
+        A view with other per-request options (None: keep this client's),
+        sharing the session, the concurrency limit, the watcher, the
+        downloader and the budgets.
+
+        The view's own requests (submit, get_task, list_tasks, credits,
+        uploads, a batch's creates) take its options, `headers` added over
+        `default_headers` by the same rules; the shared watcher's polls and
+        downloads keep this client's. Closing this client closes the view;
+        closing the view only marks it closed and closes nothing shared.
+
+        Raises:
+            ValidationError: an option breaks its rule.
+            ClientClosedError: this client is closed.
+        """
+        config, extra = view_config(
+            self._config, timeout=timeout, max_retries=max_retries, headers=headers
+        )
+        if self.closed:
+            raise ClientClosedError("this EvoLinkClient is closed; create a new one")
+        view = copy.copy(self)  # shares the watcher, downloader and submit times
+        view._config, view._view_of = config, self
+        view._transport, view._endpoints, view._uploads = view_parts(
+            self._transport, self._endpoints, config, extra
+        )
+        return view
+
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -191,8 +229,12 @@ class EvoLinkClient:
         """
         Stop polling and close the session the client made (not one it was given).
 
-        Waits still in progress end with an error. Safe to call twice.
+        Waits still in progress end with an error. Safe to call twice. On a
+        `with_options` view: only mark the view (and its views) closed.
         """
+        if self._view_of is not None:
+            await self._transport.aclose()
+            return
         self._downloader.close()
         await self._watcher.aclose()
         await self._transport.aclose()
@@ -247,7 +289,9 @@ class EvoLinkClient:
         request, _ = await self._uploads.resolve(request)
         body = json.dumps(_models.request_body(request), separators=(",", ":")).encode()
         started = asyncio.get_running_loop().time()
-        created = await self._endpoints.create_task(body, idempotency_key=key)
+        created = await self._endpoints.create_task(
+            body, idempotency_key=key, model=request.model
+        )
         self._remember_submit(created.task.id, started)
         return created.task
 
@@ -321,8 +365,31 @@ class EvoLinkClient:
         Returns the completed task; raises as `submit` and `wait` do.
         """
         check_wait_options(timeout, on_progress)
-        task = await self.submit(model_or_request, idempotency_key=idempotency_key, **params)
-        return await self.wait(task, timeout=timeout, on_progress=on_progress)
+        # One trace per generate: the create, the wait and its polls are children.
+        with self._transport.telemetry.span("evolink.generate", model_attribute(model_or_request)):
+            task = await self.submit(model_or_request, idempotency_key=idempotency_key, **params)
+            return await self.wait(task, timeout=timeout, on_progress=on_progress)
+
+    def list_tasks(
+        self,
+        *,
+        status: TaskStatus | str | None = None,
+        model: str | None = None,
+        page_size: int = 50,
+    ) -> AsyncIterator[Task]:
+        """
+        Every task of the account (newest first, optionally of one `status`
+        or `model`): `GET /v1/tasks`, `page_size` (1-100) per request, page
+        after page as the `async for` goes, each task once.
+
+        Raises:
+            ValidationError: a bad argument, at once, before anything is sent.
+            NotSupportedError: the API does not serve the listing (404/405;
+                EvoLink's own clients use it, its docs do not describe it).
+        """
+        status_value, model_id, size = check_list_arguments(status, model, page_size)
+        return self._endpoints.list_tasks(status=status_value, model=model_id, page_size=size)
+
 
     def handle_callback(self, payload: Mapping[str, Any]) -> None:
         """
