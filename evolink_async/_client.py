@@ -39,7 +39,7 @@ from ._api.hooks import RequestEvent
 from ._api.retry import RetryPolicy
 from ._batch.jobs import JobSource
 from ._batch.runner import DEFAULT_MAX_ACTIVE, BatchRun
-from ._batch.shared_budget import SharedBudget
+from ._batch.shared_budget import Budget
 from ._batch.store import DEFAULT_LEASE, journal_name
 from ._config import (
     check_batch_arguments,
@@ -445,7 +445,7 @@ class EvoLinkClient:
         download_dir: str | os.PathLike[str] | None = None,
         max_active: int = DEFAULT_MAX_ACTIVE,
         run_id: str | None = None,
-        budget: SharedBudget | None = None,
+        budget: Budget | None = None,
         lease: float = DEFAULT_LEASE,
     ) -> BatchRun:
         """

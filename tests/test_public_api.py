@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import pkgutil
+import subprocess
+import sys
 from types import ModuleType
 
 import pytest
@@ -14,11 +17,14 @@ import evolink_async.models
 import evolink_async.testing
 import evolink_async.webhooks
 
+#: `evolink_async.ray` needs the `ray` extra; without it the module is not walked.
+HAS_RAY = importlib.util.find_spec("ray") is not None
 PUBLIC_MODULES = [
     evolink_async,
     evolink_async.models,
     evolink_async.testing,
     evolink_async.webhooks,
+    *([importlib.import_module("evolink_async.ray")] if HAS_RAY else []),
 ]
 #: The private rooms each public module re-exports from.
 HOMES = {
@@ -26,6 +32,7 @@ HOMES = {
     "evolink_async.models": "evolink_async._models",
     "evolink_async.testing": "evolink_async.testing._",
     "evolink_async.webhooks": "evolink_async.webhooks",
+    "evolink_async.ray": "evolink_async.ray",
 }
 
 
@@ -45,7 +52,19 @@ def test_every_public_module_is_listed() -> None:
         parts = info.name.split(".")[1:]
         if not any(part.startswith("_") for part in parts):
             found.add(info.name)
+    if not HAS_RAY:
+        found.discard("evolink_async.ray")
     assert found == {module.__name__ for module in PUBLIC_MODULES}
+
+
+def test_the_ray_face_without_ray_names_the_extra() -> None:
+    # `sys.modules["ray"] = None` makes `import ray` fail as if Ray were absent.
+    code = "import sys; sys.modules['ray'] = None; import evolink_async.ray"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "ImportError: evolink_async.ray needs Ray: pip install 'evolink-async[ray]'" in (
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)

@@ -73,7 +73,7 @@ from .journal import JournalEntry
 from .keys import check_run_id, derive_key
 from .limiter import AIMDLimiter
 from .resume import is_final, journal_record, read_record, worth_resending
-from .shared_budget import SharedBudget
+from .shared_budget import Budget
 from .store import (
     DEFAULT_LEASE,
     JobJournal,
@@ -139,14 +139,14 @@ class BatchRun:
         max_active: int = DEFAULT_MAX_ACTIVE,
         run_id: str | None = None,
         lease: float = DEFAULT_LEASE,
-        budget: SharedBudget | None = None,
+        budget: Budget | None = None,
     ) -> None:
         if run_id is not None:
             check_run_id(run_id)
         self._lease = check_lease(lease)
         if is_database_url(journal) and run_id is None:
             make_journal(str(journal), run_id=None)  # raises: the run id is required
-        if budget is not None and not isinstance(budget, SharedBudget):
+        if budget is not None and not isinstance(budget, Budget):
             raise ValidationError(f"budget={budget!r}: must be a SharedBudget or None")
         if not is_whole(concurrency) or concurrency < 1:
             raise ValidationError(f"concurrency={concurrency!r}: must be a whole number >= 1")

@@ -25,7 +25,7 @@ import math
 import os
 import re
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from .._errors import ValidationError
 from .._numbers import is_number
@@ -33,7 +33,7 @@ from .._numbers import is_number
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["SharedBudget"]
+__all__ = ["Budget", "SharedBudget"]
 
 logger = logging.getLogger("evolink_async")
 
@@ -97,6 +97,23 @@ SELECT count(*) FROM evolink_budget_members
 WHERE name = $1 AND seen > extract(epoch from clock_timestamp()) - $2
 """
 _LEAVE: Final = "DELETE FROM evolink_budget_members WHERE name = $1 AND member = $2"
+
+
+@runtime_checkable
+class Budget(Protocol):
+    """What a batch run asks before each create and each poll (`SharedBudget` is one)."""
+
+    async def take_create(self) -> None:
+        """Wait until this process may send one create."""
+        ...
+
+    def take_poll(self) -> bool:
+        """Use one poll token held here; False when `refill_polls` must run first."""
+        ...
+
+    async def refill_polls(self) -> None:
+        """Get more poll tokens, waiting until they may be used."""
+        ...
 
 
 def _check_rate(name: str, value: object, *, optional: bool) -> float | None:
