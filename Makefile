@@ -58,6 +58,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/batch_throughput.py --smoke
 	$(BIN)/python benchmarks/overhead.py --smoke
 	$(BIN)/python benchmarks/scale.py --smoke
+	$(BIN)/python benchmarks/distributed.py --smoke
 
 # A throwaway PostgreSQL cluster (loopback only) for the PostgreSQL journal
 # tests; its URL is in $(PG_DIR)/url: export it as EVOLINK_TEST_PG (.ci/run

@@ -10,12 +10,10 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,34 +35,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-@pytest.fixture(scope="module")
-def pg_dsn() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (initdb + pg_ctl); yields its URL."""
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed")
-    base = Path(tempfile.mkdtemp(prefix="evolink-budget-pg-"))
-    data, port = base / "data", free_port()
-    # PostgreSQL refuses to run as root: as root, run it as an unprivileged user.
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        user = os.environ.get("EVOLINK_PG_USER", "evolinkpg")
-        shutil.chown(base, user)
-        prefix = ["runuser", "-u", user, "--"]
-
-    def run(*command: str, check: bool = True) -> None:
-        quiet = subprocess.DEVNULL
-        subprocess.run([*prefix, *command], check=check, stdout=quiet, stderr=quiet)
-
-    run("initdb", "-D", str(data), "-A", "trust", "-U", "evolink")
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
-    run("pg_ctl", "-D", str(data), "-l", str(base / "log"), "-o", options, "-w", "start")
-    try:
-        yield f"postgresql://evolink@127.0.0.1:{port}/postgres"
-    finally:
-        run("pg_ctl", "-D", str(data), "-m", "immediate", "stop", check=False)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -149,11 +119,11 @@ def run_workers(url: str, key: str, dsn: str, prefix: str, count: int) -> list[d
 
 
 async def test_two_processes_within_the_shared_budget_meet_no_429(
-    pg_dsn: str, limited_mock: tuple[str, str]
+    pg_url: str, limited_mock: tuple[str, str]
 ) -> None:
     url, key = limited_mock
     started = time.monotonic()
-    summaries = await asyncio.to_thread(run_workers, url, key, pg_dsn, "shared", 30)
+    summaries = await asyncio.to_thread(run_workers, url, key, pg_url, "shared", 30)
     elapsed = time.monotonic() - started
     assert summaries == [{"ok": 30, "n": 30, "fallbacks": 0}] * 2
     stats = await mock_stats(url)
@@ -172,10 +142,10 @@ async def test_two_processes_within_the_shared_budget_meet_no_429(
     assert after["rate_limited"].get(CREATE, 0) > 0
 
 
-async def test_processes_share_one_bucket_in_the_database(pg_dsn: str) -> None:
-    first = SharedBudget(pg_dsn, creates_per_second=40, name="one-bucket")
-    second = SharedBudget(pg_dsn, creates_per_second=40, name="one-bucket")
-    other = SharedBudget(pg_dsn, creates_per_second=40, name="another-key")
+async def test_processes_share_one_bucket_in_the_database(pg_url: str) -> None:
+    first = SharedBudget(pg_url, creates_per_second=40, name="one-bucket")
+    second = SharedBudget(pg_url, creates_per_second=40, name="one-bucket")
+    other = SharedBudget(pg_url, creates_per_second=40, name="another-key")
     async with first, second, other:
         await asyncio.gather(first.take_create(), second.take_create(), other.take_create())
         started = time.monotonic()
@@ -190,9 +160,9 @@ async def test_processes_share_one_bucket_in_the_database(pg_dsn: str) -> None:
     assert first.fallbacks == second.fallbacks == other.fallbacks == 0
 
 
-async def test_poll_tokens_come_in_blocks_at_the_shared_rate(pg_dsn: str) -> None:
+async def test_poll_tokens_come_in_blocks_at_the_shared_rate(pg_url: str) -> None:
     async with SharedBudget(
-        pg_dsn, creates_per_second=1, polls_per_second=100, name="polls"
+        pg_url, creates_per_second=1, polls_per_second=100, name="polls"
     ) as budget:
         used = 0
         started = time.monotonic()
