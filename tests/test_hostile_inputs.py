@@ -10,10 +10,6 @@ out-of-range numbers, keys and URLs with stray characters, URLs without a
 host, non-JSON params, unknown and missing fields. Calls run against
 MockEvoLink and must leave it untouched. An API key never appears in a
 message, even a broken one.
-
-Rows marked `xfail(strict=True)` are gaps in modules this change does not
-own (`_api/retry.py`, `_watch/policy.py`, `_batch/jobs.py`); strict, so the
-row fails as soon as its gap is closed and the mark must go.
 """
 
 from __future__ import annotations
@@ -206,8 +202,6 @@ def _keyword(name: str) -> dict[str, Any]:
     return {name: 1}
 
 
-GAP = "a gap in a module this change does not own"
-
 SYNC_ROWS: list[Any] = [
     pytest.param(Row("api_key", lambda v: client(api_key=v), anything_but_str), id="key-type"),
     pytest.param(Row("api_key", lambda v: client(api_key=v), keys_with_stray), id="key-chars"),
@@ -340,7 +334,6 @@ SYNC_ROWS: list[Any] = [
             st.one_of(st.integers(), st.lists(st.text(max_size=3), min_size=1, max_size=2)),
         ),
         id="retry-statuses",
-        marks=pytest.mark.xfail(strict=True, reason=f"{GAP}: _api/retry.py"),
     ),
     pytest.param(
         Row(
@@ -351,7 +344,6 @@ SYNC_ROWS: list[Any] = [
             ),
         ),
         id="retry-unknown-argument",
-        marks=pytest.mark.xfail(strict=True, reason=f"{GAP}: _api/retry.py"),
     ),
     pytest.param(
         Row(
@@ -360,17 +352,14 @@ SYNC_ROWS: list[Any] = [
             identifiers.filter(lambda name: name not in {f.name for f in attrs.fields(PollPolicy)}),
         ),
         id="poll-unknown-argument",
-        marks=pytest.mark.xfail(strict=True, reason=f"{GAP}: _watch/policy.py"),
     ),
     pytest.param(
         Row("request", lambda v: Job(v), anything_but_str),
         id="job-request",
-        marks=pytest.mark.xfail(strict=True, reason=f"{GAP}: _batch/jobs.py"),
     ),
     pytest.param(
         Row("id", lambda v: Job(RawRequest("m"), id=v), st.one_of(anything_but_str, st.just(""))),
         id="job-id",
-        marks=pytest.mark.xfail(strict=True, reason=f"{GAP}: _batch/jobs.py"),
     ),
     pytest.param(
         Row(
@@ -379,7 +368,6 @@ SYNC_ROWS: list[Any] = [
             st.one_of(st.integers(), st.text(max_size=3)),
         ),
         id="job-metadata",
-        marks=pytest.mark.xfail(strict=True, reason=f"{GAP}: _batch/jobs.py"),
     ),
 ]
 

@@ -607,7 +607,7 @@ def test_policy_rejects_min_interval_above_max_interval() -> None:
 def test_policy_is_frozen_and_keyword_only() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         POLICY.min_interval = 1.0  # type: ignore[misc]
-    with pytest.raises(TypeError):
+    with pytest.raises(ValidationError, match="keyword arguments only"):
         PollPolicy(2.0)  # type: ignore[call-arg]
 
 

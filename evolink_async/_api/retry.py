@@ -29,13 +29,15 @@ import logging
 import math
 import random
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import attrs
 
+from .._checked import checked_arguments
 from .._errors import APIConnectionError, APIError, ValidationError
+from .._numbers import is_whole
 
 __all__ = [
     "RetryPolicy",
@@ -69,6 +71,22 @@ def _non_negative_int(_: object, attribute: attrs.Attribute[int], value: object)
         raise ValidationError(f"{attribute.name}={value!r}: must be a whole number >= 0")
 
 
+def _statuses(value: object) -> frozenset[int]:
+    """`retry_statuses` as a frozenset of HTTP statuses (whole numbers 100-599)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValidationError(
+            f"retry_statuses={value!r}: must be a collection of HTTP statuses (100-599)"
+        )
+    statuses = list(value)
+    for status in statuses:
+        if not is_whole(status) or not 100 <= status <= 599:
+            raise ValidationError(
+                f"retry_statuses={value!r}: {status!r} is not an HTTP status (100-599)"
+            )
+    return frozenset(statuses)
+
+
+@checked_arguments
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """
@@ -98,7 +116,7 @@ class RetryPolicy:
     multiplier: float = attrs.field(default=2.0, validator=_positive)
     max_retry_after: float = attrs.field(default=300.0, validator=_positive)
     retry_statuses: frozenset[int] = attrs.field(
-        default=frozenset({429, 500, 502, 503, 504}), converter=frozenset
+        default=frozenset({429, 500, 502, 503, 504}), converter=_statuses
     )
 
     def backoff(self, retry: int, u: float) -> float:

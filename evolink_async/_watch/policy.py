@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from .._checked import checked_arguments
 from .._errors import ValidationError
 from .._numbers import finite_number
 
@@ -42,6 +43,7 @@ def _boolean(_: Any, attribute: attrs.Attribute[bool], value: bool) -> None:
         raise ValidationError(f"PollPolicy.{attribute.name}={value!r}: must be True or False")
 
 
+@checked_arguments
 @attrs.frozen(kw_only=True)
 class PollPolicy:
     """
