@@ -17,8 +17,9 @@ does: a task renews its worker row every third of `lease`; a job whose
 owner has not been seen for `lease` seconds (a process killed, a machine
 gone) is taken over by the next process that looks, which re-attaches to its
 task or re-sends its create with the same derived key (the server replays
-it). A job finished by a process running alongside this one is that
-process's outcome; one finished before this process started is a resume.
+it). A job finished by a process seen running since this one started is
+that process's outcome; one finished by a process that ended (or whose
+lease lapsed) before is a resume.
 
 Nothing here holds the API key: job ids, keys, task ids, fingerprints,
 upload URLs and outcomes only. A password in the URL is never shown.
@@ -85,12 +86,10 @@ _LIVE: Final = (
     "EXISTS (SELECT 1 FROM evolink_workers w WHERE w.run_id = j.run_id AND w.owner = j.owner"
     " AND w.ended_at IS NULL AND w.seen_at > now() - make_interval(secs => {lease}))"
 )
-#: Whether the owner of row `j` ran at any time since this process started
-#: (running within its lease, it may not have beaten since: or seen since).
+#: Whether the owner of row `j` was seen running since this process started.
 _ALONGSIDE: Final = (
     "EXISTS (SELECT 1 FROM evolink_workers w WHERE w.run_id = j.run_id AND w.owner = j.owner"
-    " AND (coalesce(w.ended_at, w.seen_at) >= {started} OR (w.ended_at IS NULL"
-    " AND w.seen_at > now() - make_interval(secs => {lease}))))"
+    " AND coalesce(w.ended_at, w.seen_at) >= {started})"
 )
 #: Pages of `entries()`: few round trips, little memory.
 _PAGE: Final = 500
@@ -254,11 +253,14 @@ class PgJournal:
             if won:
                 return Claim(first=True, entry=None)
             lease = self.lease
+            # Taken: a job nobody holds, or whose owner's lease lapsed; if it is
+            # finished, only when that owner did not run alongside this process
+            # (then the outcome is an earlier run's, and this one resumes it).
             taken = await db.fetchrow(
                 f"UPDATE evolink_jobs j SET owner = $3 WHERE run_id = $1 AND job_id = $2"  # noqa: S608 -- fixed text
                 f" AND fingerprint = $4 AND owner IS DISTINCT FROM $3 AND (owner IS NULL OR"
-                f" (outcome IS NULL AND NOT {_LIVE.format(lease='$5')}) OR"
-                f" (outcome IS NOT NULL AND NOT {_ALONGSIDE.format(started='$6', lease='$5')}))"
+                f" (NOT {_LIVE.format(lease='$5')} AND"
+                f" (outcome IS NULL OR NOT {_ALONGSIDE.format(started='$6')})))"
                 f" RETURNING {_COLUMNS}",
                 self.run_id,
                 job_id,
@@ -272,11 +274,13 @@ class PgJournal:
                 entry = self._entry(taken) if taken["idempotency_key"] else None
                 return Claim(first=True, entry=entry)
             row = await db.fetchrow(
-                f"SELECT {_COLUMNS}, owner = $3 AS mine FROM evolink_jobs j"  # noqa: S608 -- fixed text
-                " WHERE run_id = $1 AND job_id = $2",
+                f"SELECT {_COLUMNS}, owner = $3 AS mine,"  # noqa: S608 -- fixed text
+                f" {_ALONGSIDE.format(started='$4')} AS alongside"
+                " FROM evolink_jobs j WHERE run_id = $1 AND job_id = $2",
                 self.run_id,
                 job_id,
                 self.owner,
+                self._started,
             )
         if row is None:  # gone between the two statements: someone reset the run
             raise JournalError(f"{self.where}: job {job_id!r} vanished while being claimed")
@@ -285,8 +289,11 @@ class PgJournal:
             return Claim(first=again, entry=entry)
         if row["fingerprint"] != fingerprint:
             return Claim(first=True, entry=entry)
-        if row["outcome"] is not None:
+        if row["outcome"] is not None and row["alongside"]:
             return Claim(first=True, entry=entry, elsewhere=True)
+        # Unfinished under a live lease; or finished by an owner not seen since
+        # this process started, which may be running yet (its next beat says
+        # so) or dead (its lease lapses, and the outcome is resumed here).
         return Claim(first=True, entry=entry, held=True)
 
     async def get(self, job_id: str) -> JournalEntry | None:
@@ -410,6 +417,14 @@ class PgJournal:
                 ):
                     for sql, params, _ in batch:
                         await db.execute(sql, *params)
+                    # Every commit is a heartbeat too: an outcome is never seen
+                    # before its owner is seen at least as late.
+                    await db.execute(
+                        "UPDATE evolink_workers SET seen_at = now()"
+                        " WHERE run_id = $1 AND owner = $2 AND ended_at IS NULL",
+                        self.run_id,
+                        self.owner,
+                    )
             except BaseException as exc:
                 for _, _, done in batch:
                     if not done.done():

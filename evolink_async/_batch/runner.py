@@ -402,7 +402,9 @@ class BatchRun:
             if not self._held:
                 if not self._limiter.in_use:
                     return
-                await anyio.sleep(pause / 4)
+                # A claim still under way may yet find its job held.
+                self._active_changed.clear()
+                await self._active_changed.wait()
                 continue
             await anyio.sleep(pause)
             held, self._held = self._held, []
