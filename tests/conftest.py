@@ -10,6 +10,11 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+
+# Ray reads this when first imported (test_public_api imports evolink_async.ray
+# at collection): 0 keeps every Ray node on 127.0.0.1, never this machine's
+# network address.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 from pathlib import Path
 from typing import Any
 

@@ -66,6 +66,7 @@ def mock_url() -> Iterator[str]:
         sys.executable, "-m", "evolink_async", "mock-server", "--time-scale", "0.005",
         "--creates-per-second", "40",
     ]  # fmt: skip
+    saved = os.environ.get("EVOLINK_API_KEY")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -76,6 +77,10 @@ def mock_url() -> Iterator[str]:
         os.environ["EVOLINK_API_KEY"] = key.group(1)
         yield url.group(1)
     finally:
+        if saved is None:
+            os.environ.pop("EVOLINK_API_KEY", None)
+        else:
+            os.environ["EVOLINK_API_KEY"] = saved
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
         if process.stdout is not None:
@@ -85,6 +90,9 @@ def mock_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def cluster(mock_url: str) -> Iterator[None]:
     """A local Ray cluster, every node on 127.0.0.1, workers inheriting the key."""
+    # Read by Ray at its first import: had anything imported Ray before the
+    # variable was set, its agents would bind this machine's network address.
+    assert not ray._private.ray_constants.ENABLE_RAY_CLUSTER
     ray.init(
         address="local",
         include_dashboard=False,
