@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,10 +68,10 @@ def test_missing_key_is_a_clear_error(
     assert "EVOLINK_API_KEY" in capsys.readouterr().err
 
 
-def test_demo_runs_against_the_embedded_mock() -> None:
+def test_demo_runs_against_the_embedded_mock(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVOLINK_")}
     result = subprocess.run(
-        [sys.executable, "-m", "evolink_async", "demo"],
+        [sys.executable, "-m", "evolink_async", "demo", "--output", str(tmp_path / "kept")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -81,3 +82,4 @@ def test_demo_runs_against_the_embedded_mock() -> None:
     assert re.search(r"(\d+) of (\d+) generations completed", result.stdout)
     assert "[content_policy_violation]" in result.stdout
     assert result.stderr == ""
+    assert len(list((tmp_path / "kept" / "videos").glob("*.mp4"))) == 21

@@ -78,7 +78,9 @@ def read_out(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m evolink_async ARGS` (stdout is a pipe: plain progress lines)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("EVOLINK_")}
     return subprocess.run(
@@ -87,6 +89,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         text=True,
         timeout=60,
         env={**base, **(env or {})},
+        cwd=cwd,
         check=False,
     )
 
@@ -303,14 +306,18 @@ def test_stale_partial_downloads_are_removed(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["missing.jsonl", "--mock"], "cannot read missing.jsonl: no such file"),
-        (["{jobs}"], "no API key: pass --api-key KEY or set EVOLINK_API_KEY"),
+        (["{jobs}"], "no API key: set EVOLINK_API_KEY or pass --api-key-file PATH"),
+        (["{jobs}", "--api-key-file", "nokey"], "--api-key-file nokey: cannot read"),
         (["{jobs}", "--mock", "--concurrency", "0"], "--concurrency 0: must be at least 1"),
         (["{jobs}", "--mock", "--time-scale", "0"], "--time-scale 0.0: must be > 0"),
         (["{jobs}", "--mock", "--base-url", "http://x"], "leave out --base-url"),
         (["{jobs}", "--mock", "--download", "{jobs}"], "exists and is not a directory"),
         (["-", "--mock"], "must be a file, not stdin"),
         (["{jobs}", "--mock", "--out", "{jobs}"], "--out {jobs}: the same file as JOBS.jsonl"),
-        (["{jobs}", "--journal", "{jobs}", "--api-key", "k"], "the same file as JOBS.jsonl"),
+        (
+            ["{jobs}", "--journal", "{jobs}", "--api-key-file", "{key}"],
+            "the same file as JOBS.jsonl",
+        ),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
@@ -323,7 +330,9 @@ def test_usage_errors_exit_2_with_one_line(
     monkeypatch.delenv("EVOLINK_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
     jobs = write_jobs(tmp_path / "jobs.jsonl", [json.dumps(wan("boat-01"))])
-    assert main(["batch", *(arg.format(jobs=jobs) for arg in args)]) == 2
+    key = tmp_path / "key"
+    key.write_text("sk-test-0123456789")
+    assert main(["batch", *(arg.format(jobs=jobs, key=key) for arg in args)]) == 2
     err = capsys.readouterr().err
     assert message.format(jobs=jobs) in err
     assert err.count("\n") == 1
@@ -353,8 +362,12 @@ def test_example_jobs_cover_every_model_and_validate(capsys: pytest.CaptureFixtu
     assert text == EMBEDDED_JOBS
 
 
-def test_demo_shows_progress_and_a_summary_per_model() -> None:
-    result = cli("demo")
+def test_demo_shows_progress_and_a_summary_per_model(tmp_path: Path) -> None:
+    kept = tmp_path / "demo-output"
+    (kept / "videos").mkdir(parents=True)
+    (kept / "videos" / "old-run.mp4").write_bytes(b"a video of the last demo")
+    (kept / "notes.txt").write_text("mine")
+    result = cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     out = result.stdout
@@ -371,3 +384,13 @@ def test_demo_shows_progress_and_a_summary_per_model() -> None:
     assert "21 of 24 generations completed, 2 failed, 1 cancelled" in out
     assert "Downloads: 21 videos" in out and "identical to what the server sent" in out
     assert "Try next:" in out
+    # What the demo made is kept for the user, in the folder it names; the
+    # last demo's videos are gone, nothing else of the user's is touched.
+    assert "Kept in demo-output/ to open now:" in out
+    assert "demo-output/report.html" in out
+    videos = sorted(p.name for p in (kept / "videos").iterdir())
+    assert len(videos) == 21 and "old-run.mp4" not in videos
+    assert len((kept / "results.jsonl").read_text().splitlines()) == 24
+    assert "Timeline of jobs" in (kept / "report.html").read_text()
+    assert (kept / "demo.journal").is_file() and (kept / "notes.txt").read_text() == "mine"
+    assert not list(kept.glob("demo.journal-*"))

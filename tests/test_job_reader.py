@@ -231,7 +231,9 @@ async def test_strict_batch_refuses_the_same_lines_and_sends_nothing(
 ) -> None:
     path = write_cases(tmp_path / "jobs.jsonl")
     async with MockEvoLink(time_scale=TIME_SCALE) as mock:
-        args = ["batch", str(path), "--strict", "--api-key", mock.api_key, "--base-url", mock.url]
+        key = tmp_path / "key"
+        key.write_text(mock.api_key)
+        args = ["batch", str(path), "--strict", "--api-key-file", str(key), "--base-url", mock.url]
         assert await asyncio.to_thread(main, args) == 2
         assert sum(mock.stats.requests.values()) == 0
     err = capsys.readouterr().err

@@ -285,11 +285,14 @@ def test_task_command_prints_server_text_escaped(
     name: str,
     threaded_mock: tuple[MockEvoLink, asyncio.AbstractEventLoop],
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     mock, loop = threaded_mock
     text = HOSTILE[name]
     task_id = "task-unified-1-abc"
-    api = ["--api-key", mock.api_key, "--base-url", mock.url]
+    key = tmp_path / "key"
+    key.write_text(mock.api_key)
+    api = ["--api-key-file", str(key), "--base-url", mock.url]
     inject(
         loop,
         mock,

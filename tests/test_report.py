@@ -143,6 +143,27 @@ async def test_an_older_journal_gets_the_columns_and_reads_without_them(tmp_path
     db.close()
 
 
+@pytest.mark.anyio
+async def test_a_report_reads_a_journal_a_run_holds_and_leaves_no_files(tmp_path: Path) -> None:
+    path = tmp_path / "live.journal"
+    journal = Journal(path)
+    await journal.open()  # holds the lock, as a running batch does
+    try:
+        await journal.begin("sent", "k1", "f1")
+        await journal.begin("running", "k2", "f2")
+        await journal.created("running", "task-unified-1-abcdefgh")
+        summary = summarize(read_entries(path))
+        assert dict(summary.outcomes) == {"creating": 1, "running": 1}
+        page = render_html(summary, title="live")
+        assert "create unanswered" in page and "hatched: no outcome yet" in page
+    finally:
+        await journal.close()
+    assert not list(tmp_path.glob("live.journal-*"))
+    assert [entry.job_id for entry in read_entries(path)] == ["sent", "running"]
+    # Reading a closed journal leaves no -wal or -shm beside it.
+    assert not list(tmp_path.glob("live.journal-*"))
+
+
 # ---------------------------------------------------------------- the page
 
 
@@ -242,6 +263,10 @@ def test_report_command_text_json_and_html(
     text = capsys.readouterr().out
     assert "24 jobs" in text and "content_policy_violation" in text
     assert "\x1b" not in text and "resource_exhausted" in text
+
+    assert main(["journal", "status", str(journal), "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["jobs"] == counts["finished"] == 24 and counts["journal"] == str(journal)
 
     assert main(["report", str(tmp_path / "missing.journal"), "--html", "x.html"]) == 2
     assert "no such journal" in capsys.readouterr().err

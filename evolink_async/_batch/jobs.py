@@ -18,9 +18,11 @@ hostile, without raising: one bad job never ends a run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterable, Iterable, Mapping
 from pathlib import Path
@@ -46,9 +48,13 @@ __all__ = [
     "fingerprint",
     "job_id_of",
     "job_stand_in",
+    "looks_like_url",
     "read_job",
 ]
 
+#: A URL's scheme and colon (RFC 3986); two letters at least, so that a
+#: Windows drive (`C:\frames\cat.png`) reads as a path.
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 #: Keys of a job dict that are not request fields.
 JOB_KEYS: Final = frozenset({"id", "model", "metadata"})
 #: Levels of objects and arrays a job may nest: far more than any request or
@@ -210,9 +216,14 @@ def job_id_of(value: object) -> str | None:
     raise ValidationError([Problem(field="id", value=value, rule=rule)])
 
 
-def read_job(item: object) -> Job:
+def read_job(item: object, *, base: Path | None = None) -> Job:
     """
     The `Job` for a job dict (or a `Job`, checked), with every problem at once.
+
+    With `base` (the folder of the job file a dict was read from), a string in
+    an image field that is not a URL names a local file relative to `base`:
+    it becomes a `pathlib.Path` (checked now, uploaded before the create), as
+    a `Path` given in Python is.
 
     Raises:
         ValidationError: the item is not a job; `problems` lists each broken
@@ -257,6 +268,8 @@ def read_job(item: object) -> Job:
         problems.append(Problem(field="model", value=model, rule=rule))
     else:
         params = {key: value for key, value in item.items() if key not in JOB_KEYS}
+        if base is not None:
+            params = _local_files(model, params, base)
         try:
             request = _models.build_request(model, params)
         except ValidationError as exc:
@@ -264,6 +277,34 @@ def read_job(item: object) -> Job:
     if problems or request is None:
         raise ValidationError(problems, model=model if isinstance(model, str) else None)
     return Job(request, id=job_id, metadata=metadata)
+
+
+def looks_like_url(text: str) -> bool:
+    """True when `text` starts with a URL scheme (`https:`, `data:`...), so it is no file path."""
+    return _SCHEME.match(text) is not None
+
+
+def _local_files(model: str, params: dict[str, Any], base: Path) -> dict[str, Any]:
+    """`params` with the non-URL strings of `model`'s image fields as paths under `base`."""
+
+    def local(value: object) -> object:
+        if isinstance(value, str) and value.strip() and not looks_like_url(value):
+            return base / value
+        return value
+
+    for name in _image_fields(model):
+        value = params.get(name)
+        if isinstance(value, list):
+            params[name] = [local(item) for item in value]
+        elif value is not None:
+            params[name] = local(value)
+    return params
+
+
+@functools.cache
+def _image_fields(model: str) -> tuple[str, ...]:
+    """The fields of `model` that take a local file (`FieldSpec.local_file`)."""
+    return tuple(f.name for f in _models.MODELS[model].spec().fields if f.local_file)
 
 
 def job_stand_in(item: object) -> Job:

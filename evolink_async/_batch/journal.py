@@ -438,8 +438,13 @@ def read_entries(path: Path) -> Iterator[JournalEntry]:
     if not path.is_file():
         raise JournalError(f"{path}: no such journal")
     _check_is_journal(path)
+    # With no -wal beside it, everything is in the file itself: `immutable`
+    # reads it alone and leaves no -wal or -shm behind. With one (a run holds
+    # the journal, or was killed), only a plain read-only look sees its commits.
+    wal = path.with_name(path.name + "-wal")
+    query = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True)
     except sqlite3.Error as exc:
         raise JournalError(f"{path}: cannot read ({_failure(exc)})") from None
     try:

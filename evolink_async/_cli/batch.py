@@ -67,6 +67,7 @@ from .._client import EvoLinkClient
 from .._errors import AuthenticationError, EvoLinkError, JournalError, ValidationError
 from .._text import printable
 from .._watch.policy import PollPolicy
+from .apikey import KeyOptionError, resolve_key
 from .display import Display, Progress, credits_text, make_display, seconds_text
 from .jobfile import JobCheck, JobLines, count_jobs, precheck, problem_lines
 from .records import ResultsFile
@@ -116,6 +117,7 @@ class Options:
     verbose: bool = False
     api_key: str | None = attrs.field(default=None, repr=False)
     api_key_given: bool = False
+    api_key_file: Path | None = None
     base_url: str | None = None
 
     @classmethod
@@ -148,10 +150,13 @@ class Options:
             raise UsageError(f"--out {out}: is a directory")
         if args.mock and args.base_url:
             raise UsageError("--mock runs its own server; leave out --base-url")
-        key = args.api_key or os.environ.get("EVOLINK_API_KEY") or None
+        try:
+            key = None if args.mock else resolve_key(args, _PROG)
+        except KeyOptionError as exc:
+            raise UsageError(str(exc)) from None
         if not args.mock and key is None:
             raise UsageError(
-                "no API key: pass --api-key KEY or set EVOLINK_API_KEY "
+                "no API key: set EVOLINK_API_KEY or pass --api-key-file PATH "
                 "(or add --mock to try it against a local mock server)"
             )
         if args.lease is not None and not args.lease > 0:
@@ -198,6 +203,7 @@ class Options:
             verbose=args.verbose,
             api_key=None if args.mock else key,
             api_key_given=bool(args.api_key),
+            api_key_file=Path(args.api_key_file) if args.api_key_file else None,
             base_url=args.base_url,
         )
 
@@ -222,7 +228,9 @@ def resume_command(options: Options) -> str:
     if options.time_scale is not None and not options.mock:
         parts += ["--time-scale", f"{options.time_scale:g}"]
     command = shlex.join(parts)
-    if options.api_key_given:
+    if options.api_key_file is not None:
+        command += " " + shlex.join(["--api-key-file", str(options.api_key_file)])
+    elif options.api_key_given:
         command += " --api-key ..."
     return command
 
@@ -498,6 +506,8 @@ async def _main(options: Options) -> int:
             return EXIT_USAGE
         print(f"{_PROG}: the run stopped: {printable(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        raise  # stdout closed (`| head`): `main` ends the command
     except (EvoLinkError, OSError) as exc:
         display.abort()
         print(f"{_PROG}: the run stopped: {printable(exc)}", file=sys.stderr)

@@ -13,9 +13,14 @@ fast, so minutes of generation take seconds.
 Where the jobs come from: `examples/jobs.jsonl` of the source checkout the
 package runs from (so editing that file changes the demo). An installed wheel
 has no `examples/` (the build ships the package only), so the module carries
-the same lines in `EMBEDDED_JOBS`; a test keeps the two identical. Videos go
-to a temporary directory, are checked byte for byte against what the mock
-served, and are removed at the end.
+the same lines in `EMBEDDED_JOBS`; a test keeps the two identical.
+`demo --write-jobs FILE` writes those lines to FILE, to edit and run.
+
+What the demo makes stays in `--output` (default `demo-output/`, ignored by
+git) for the user to open afterwards: `videos/` (each checked byte for byte
+against what the mock served), `results.jsonl` (the `--out` records),
+`demo.journal` and `report.html` (`evolink-async report` of that journal).
+A run first removes those files of the last demo, and nothing else.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ import collections
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Final, TextIO
@@ -34,6 +38,7 @@ from typing import Final, TextIO
 import attrs
 
 from .._batch.jobs import JobOutcome
+from .._batch.journal import read_entries
 from .._client import EvoLinkClient
 from .._models import MODELS
 from .._watch.policy import PollPolicy
@@ -42,6 +47,7 @@ from .batch import EXIT_INTERRUPTED, MOCK_TIME_SCALE, execute
 from .display import Display, credits_text, make_display
 from .jobfile import count_jobs
 from .records import ResultsFile
+from .report import render_html, summarize
 
 __all__ = ["EMBEDDED_JOBS", "EXAMPLE_JOBS", "run", "run_demo"]
 
@@ -100,41 +106,109 @@ class _ModelRow:
     credits: float = 0.0
 
 
+#: What a demo writes in its output folder (all a new demo removes there).
+_MADE: Final = (
+    "results.jsonl",
+    "demo.journal",
+    "demo.journal-wal",
+    "demo.journal-shm",
+    "report.html",
+)
+
+
 def run(args: argparse.Namespace | None = None) -> int:
     """Run `evolink-async demo`; 0 when it ran to the end (its failed jobs are part of the show)."""
+    output = Path(args.output if args is not None else "demo-output")
+    write_jobs: str | None = args.write_jobs if args is not None else None
+    if write_jobs is not None:
+        return _write_jobs(write_jobs)
+    if output.exists() and not output.is_dir():
+        print(f"evolink-async demo: --output {output}: not a directory", file=sys.stderr)
+        return 2
     try:
-        return asyncio.run(run_demo(sys.stdout))
+        return asyncio.run(run_demo(sys.stdout, output))
     except KeyboardInterrupt:
         print("\nevolink-async demo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def _jobs_file(scratch: Path) -> tuple[Path, str]:
+def example_jobs() -> str:
+    """The example jobs' text: the checkout's file, else the embedded copy."""
+    if EXAMPLE_JOBS.is_file():
+        return EXAMPLE_JOBS.read_text(encoding="utf-8")
+    return EMBEDDED_JOBS
+
+
+def _write_jobs(name: str) -> int:
+    text = example_jobs()
+    jobs = sum(1 for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    if name == "-":
+        sys.stdout.write(text)
+        return 0
+    path = Path(name)
+    try:
+        with path.open("x", encoding="utf-8") as stream:  # never over a file of the user's
+            stream.write(text)
+    except FileExistsError:
+        print(f"evolink-async demo: --write-jobs {path}: exists; name a new file", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"evolink-async demo: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {jobs} example jobs to {path}; try them against the mock:")
+    print(f"  evolink-async validate {path}")
+    print(f"  evolink-async batch {path} --mock --download out/videos --out out/results.jsonl")
+    return 0
+
+
+def _jobs_file(output: Path) -> tuple[Path, str]:
     """(the jobs file to run, how to name it to the user)."""
     if EXAMPLE_JOBS.is_file():
-        try:
-            shown = os.path.relpath(EXAMPLE_JOBS)
-        except ValueError:  # another drive (Windows)
-            shown = str(EXAMPLE_JOBS)
-        return EXAMPLE_JOBS, shown if not shown.startswith("..") else str(EXAMPLE_JOBS)
-    copy = scratch / "jobs.jsonl"
+        return EXAMPLE_JOBS, _shown(EXAMPLE_JOBS)
+    copy = output / "jobs.jsonl"
     copy.write_text(EMBEDDED_JOBS, encoding="utf-8")
     return copy, "the built-in example jobs"
 
 
-async def run_demo(out: TextIO) -> int:
-    """Run the example jobs against an embedded mock, with progress and a summary."""
+def _shown(path: Path) -> str:
+    """`path` relative to here when it is below here, else as it is."""
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return shown if not shown.startswith("..") else str(path)
+
+
+def _clear(output: Path) -> None:
+    """Remove what the last demo left in `output` (its own files only)."""
+    for name in _MADE:
+        (output / name).unlink(missing_ok=True)
+    videos = output / "videos"
+    if videos.is_dir():
+        for stale in [*videos.glob("*.mp4"), *videos.glob(".*.part")]:
+            stale.unlink(missing_ok=True)
+
+
+async def run_demo(out: TextIO, output: Path | None = None) -> int:
+    """
+    Run the example jobs against an embedded mock, with progress and a
+    summary; keep the videos, results, journal and report in `output`.
+    """
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="evolink-demo-") as scratch:
-        root = Path(scratch)
-        jobs, shown = _jobs_file(root)
-        total = count_jobs(jobs)
-        display = make_display(
-            out, every=_PLAIN_PROGRESS_EVERY, verbose=True, title="evolink-async demo"
-        )
-        display.paths_relative_to = root
-        _intro(display, total, shown)
-        outcomes: list[JobOutcome] = []
+    root = output if output is not None else Path("demo-output")
+    root.mkdir(parents=True, exist_ok=True)
+    _clear(root)
+    jobs, shown = _jobs_file(root)
+    total = count_jobs(jobs)
+    display = make_display(
+        out, every=_PLAIN_PROGRESS_EVERY, verbose=True, title="evolink-async demo"
+    )
+    display.paths_relative_to = root
+    _intro(display, total, shown)
+    outcomes: list[JobOutcome] = []
+    results = ResultsFile(root / "results.jsonl")
+    results.open()
+    try:
         async with MockEvoLink(time_scale=MOCK_TIME_SCALE, seed=7) as mock:
             async with EvoLinkClient(
                 mock.api_key,
@@ -146,7 +220,8 @@ async def run_demo(out: TextIO) -> int:
                     client,
                     jobs,
                     display=display,
-                    results=ResultsFile(root / "results.jsonl"),
+                    results=results,
+                    journal=root / "demo.journal",
                     download=root / "videos",
                     total=total,
                     on_outcome=outcomes.append,
@@ -154,13 +229,31 @@ async def run_demo(out: TextIO) -> int:
             rows = _rows(outcomes, mock)
             verified, size = _verify(outcomes, mock)
             polls = sum(len(times) for times in mock.stats.polls.values())
-        elapsed = time.monotonic() - started
-        _summary(display, rows, verified=verified, size=size, polls=polls, elapsed=elapsed)
-        if report.interrupted:
-            display.print("Interrupted: the demo's mock server is gone; run it again any time.")
-            return EXIT_INTERRUPTED
-        _next_steps(display, shown if EXAMPLE_JOBS.is_file() else "my-jobs.jsonl")
+    finally:
+        results.close()
+    elapsed = time.monotonic() - started
+    _summary(display, rows, verified=verified, size=size, polls=polls, elapsed=elapsed)
+    if report.interrupted:
+        display.print("Interrupted: the demo's mock server is gone; run it again any time.")
+        return EXIT_INTERRUPTED
+    page = root / "report.html"
+    summary = await asyncio.to_thread(summarize, read_entries(root / "demo.journal"))
+    await asyncio.to_thread(
+        page.write_text, render_html(summary, title="evolink-async demo"), "utf-8"
+    )
+    _kept(display, root, verified)
+    _next_steps(display, shown if EXAMPLE_JOBS.is_file() else "my-jobs.jsonl")
     return 0
+
+
+def _kept(display: Display, root: Path, videos: int) -> None:
+    where = _shown(root)
+    display.print(f"Kept in {where}/ to open now:", "bold")
+    display.print(f"  {where}/videos/         {videos} videos (one per completed job)")
+    display.print(f"  {where}/results.jsonl   one JSON record per job, as `batch --out` writes")
+    display.print(f"  {where}/report.html     the run in a picture: open it in a browser")
+    display.print(f"  {where}/demo.journal    the journal (`evolink-async report` draws it)")
+    display.print("")
 
 
 def _intro(display: Display, total: int, shown: str) -> None:
@@ -275,6 +368,7 @@ def _summary(
 
 def _next_steps(display: Display, jobs: str) -> None:
     steps = [
+        ("evolink-async demo --write-jobs my-jobs.jsonl", "the example jobs, to edit"),
         (f"evolink-async validate {jobs}", "check a jobs file; sends nothing"),
         ("evolink-async models", "every model's fields, defaults and limits"),
         (f"evolink-async batch {jobs} --mock --download out/videos --out out/results.jsonl", ""),
@@ -284,6 +378,7 @@ def _next_steps(display: Display, jobs: str) -> None:
         ),
         ("export EVOLINK_API_KEY=sk-...", "then for real (Ctrl-C stops; run again to resume):"),
         ("evolink-async batch my-jobs.jsonl --download out/videos --out results.jsonl", ""),
+        ("evolink-async generate wan2.5-image-to-video --prompt 'A cat' --image cat.png", ""),
     ]
     width = max(len(command) for command, what in steps if what)
     display.print("Try next:", "bold")

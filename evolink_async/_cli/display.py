@@ -242,7 +242,12 @@ class Display:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.every)
-            self.print(self.progress.line())
+            try:
+                self.print(self.progress.line())
+            except BrokenPipeError:
+                # Nobody reads the lines any more; the run goes on, and the
+                # next line the run itself prints ends the command.
+                return
 
     def print(self, text: str, style: str = "") -> None:
         """One line of output, control characters escaped."""

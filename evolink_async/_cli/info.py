@@ -21,6 +21,7 @@ from .._errors import EvoLinkError
 from .._models import MODELS, ModelSpec, model_specs
 from .._models.rules import did_you_mean
 from .._text import printable, printable_json
+from .calls import EXIT_USAGE, UsageError, api_client
 from .display import table_lines
 
 __all__ = ["run_credits", "run_models", "run_task"]
@@ -83,9 +84,15 @@ def run_models(args: argparse.Namespace) -> int:
 
 def _call_api(args: argparse.Namespace, call: Callable[[EvoLinkClient], Awaitable[None]]) -> int:
     """Run `call(client)` on a client made from the options; print API errors, exit 1."""
+    try:
+        # Without a key the client says how to configure one, on its first call.
+        client = api_client(args, f"evolink-async {args.command_name}", need_key=False)
+    except UsageError as exc:
+        print(f"evolink-async {args.command_name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     async def run() -> None:
-        async with EvoLinkClient(args.api_key, base_url=args.base_url) as client:
+        async with client:
             await call(client)
 
     try:
@@ -133,6 +140,9 @@ def run_credits(args: argparse.Namespace) -> int:
 
     async def show(client: EvoLinkClient) -> None:
         balance = await client.get_credits()
+        if args.json:
+            print(printable_json(json.dumps(dict(balance.raw), indent=2, ensure_ascii=False)))
+            return
         print(f"remaining  {balance.remaining_credits}")
         print(f"used       {balance.used_credits}")
         if balance.token_unlimited_credits is False or balance.token_remaining_credits is not None:

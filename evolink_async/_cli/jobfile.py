@@ -10,6 +10,12 @@ file: text encoding (UTF-8, with or without a byte-order mark), JSON syntax,
 `evolink_async._batch.jobs.read_job`, the reader `client.batch` uses, so
 `validate`, `batch` and `client.batch` accept and refuse the same jobs.
 
+Image fields may name local files by a path relative to the job file
+(`"image_urls": ["frames/cat.png"]`): `read_job` is handed the file's folder
+(`base`) and turns each such string into a `pathlib.Path` there, checked at
+once and uploaded before the create, so a job file runs the same from any
+working directory. URLs stay URLs.
+
 Files are streamed: only the ids seen so far are kept, so a million-line file
 never sits in memory.
 
@@ -33,7 +39,15 @@ from .._batch.jobs import Job, job_id_of, read_job
 from .._errors import ValidationError
 from .._text import printable
 
-__all__ = ["JobCheck", "JobLines", "check_job_lines", "count_jobs", "precheck", "problem_lines"]
+__all__ = [
+    "JobCheck",
+    "JobLines",
+    "check_job_lines",
+    "count_jobs",
+    "folder_of",
+    "precheck",
+    "problem_lines",
+]
 
 _BOM: Final = b"\xef\xbb\xbf"
 _JSON_TYPES: Final[dict[type, str]] = {
@@ -84,9 +98,12 @@ def _job_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, str | UnicodeDecod
             yield number, text
 
 
-def check_job_lines(lines: Iterable[bytes]) -> Iterator[JobCheck]:
+def check_job_lines(lines: Iterable[bytes], *, base: Path | None = None) -> Iterator[JobCheck]:
     """
     Check JSONL job lines one by one, as they are read.
+
+    `base` is the folder relative image paths are read against (the job
+    file's); without it an image field takes URLs only.
 
     Every job line yields one `JobCheck` before the next line is read; blank
     and `#` lines yield nothing. Only the ids seen so far are kept in memory,
@@ -120,7 +137,7 @@ def check_job_lines(lines: Iterable[bytes]) -> Iterator[JobCheck]:
         job: Job | None = None
         problems: list[str] = []
         try:
-            job = read_job(item)
+            job = read_job(item, base=base)
         except ValidationError as exc:
             problems = [str(problem) for problem in exc.problems]
         except Exception as exc:  # a reader bug must still fail only this line
@@ -155,7 +172,7 @@ def precheck(path: Path, report: Callable[[JobCheck], None]) -> tuple[int, int]:
     """Check every line of `path` (for `--strict`); report each bad one; (jobs, bad)."""
     jobs = bad = 0
     with path.open("rb") as stream:
-        for check in check_job_lines(stream):
+        for check in check_job_lines(stream, base=folder_of(path)):
             jobs += 1
             if not check.ok:
                 bad += 1
@@ -187,11 +204,20 @@ class JobLines:
         if self._on_start is not None:
             self._on_start()
         with self.path.open("rb") as stream:
-            for check in check_job_lines(stream):
+            for check in check_job_lines(stream, base=folder_of(self.path)):
                 if check.job is None:
                     self._on_bad(check)
                     continue
                 yield check.job
+
+
+def folder_of(path: Path) -> Path:
+    """
+    The folder relative image paths of the job file `path` are read against:
+    absolute, so the paths (and the job fingerprints the journal keeps) do not
+    depend on the working directory.
+    """
+    return path.parent.absolute()
 
 
 def problem_lines(name: str, check: JobCheck) -> list[str]:

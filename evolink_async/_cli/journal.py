@@ -29,7 +29,7 @@ from .._batch.resume import read_record
 from .._batch.store import DEFAULT_LEASE, JobJournal, is_database_url, open_journal
 from .._errors import EvoLinkError
 from .._models import RawRequest
-from .._text import printable
+from .._text import printable, printable_json
 
 __all__ = ["entry_record", "run"]
 
@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.command_name == "journal export":
             return asyncio.run(_export(name, args.run_id, lease, Path(args.out)))
-        return asyncio.run(_status(name, args.run_id, lease))
+        return asyncio.run(_status(name, args.run_id, lease, as_json=args.json))
+    except BrokenPipeError:
+        raise  # stdout closed (`| head`): `main` ends the command
     except (EvoLinkError, OSError) as exc:
         print(f"{prog}: {printable(str(exc))}", file=sys.stderr)
         return _EXIT_USAGE
@@ -67,13 +69,19 @@ async def _opened(name: str | Path, run_id: str | None, lease: float) -> tuple[J
     return journal, bound
 
 
-async def _status(name: str | Path, run_id: str | None, lease: float) -> int:
+async def _status(
+    name: str | Path, run_id: str | None, lease: float, *, as_json: bool = False
+) -> int:
     journal, bound = await _opened(name, run_id, lease)
     try:
         counts = await journal.counts()
     finally:
         await journal.close()
     total = sum(counts.get(state, 0) for state in ("begun", "created", "finished"))
+    if as_json:
+        record = {"journal": journal.where, "run_id": bound, "jobs": total, **counts}
+        print(printable_json(json.dumps(record, ensure_ascii=False)))
+        return _EXIT_OK
     print(f"journal: {journal.where}")
     print(f"run: {bound}")
     print(

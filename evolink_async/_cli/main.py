@@ -4,24 +4,34 @@ The `evolink-async` argument parser and dispatch.
 One function per command adds its parser (`_add_<command>`); its handler
 imports the command's module (`_cli/<command>.py`) only when it runs, so a
 command loads only what it uses (the mock server, `rich`).
-`models` and `validate` work offline; `task` and `credits` call the API (key
-and base URL from options or the environment); `mock-server` runs the fake
-API; `batch` runs a jobs file; `demo` runs the example jobs against an
-embedded mock.
+`models` and `validate` work offline; `generate`, `wait`, `download`,
+`task` and `credits` call the API (key from `--api-key-file` or
+`EVOLINK_API_KEY`, see `apikey.py`; base URL from `--base-url` or the
+environment); `mock-server` runs the fake API; `batch` runs a jobs file;
+`demo` runs the example jobs against an embedded mock; `report` draws a run
+from its journal.
+
+Every command ends the same way on a closed output (`... | head`: one line
+on stderr, exit 141, as a shell reports SIGPIPE) and on Ctrl-C (one line,
+exit 130; `batch` and `generate` first say what is left and how to go on),
+never with a traceback.
 
 Exit codes: 0 success, 1 the input has problems (`validate`), the API
-refused (`task`, `credits`) or a job did not complete (`batch`), 2 usage
-errors (bad arguments, unreadable file), 130 interrupted (`batch`, `demo`).
+refused or a task did not complete, 2 usage errors (bad arguments,
+unreadable file; nothing was sent), 130 interrupted, 141 output closed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from .._version import __version__
+from .apikey import add_key_options
 
 if TYPE_CHECKING:
     # Subscripted only for the type checker: argparse's class is not generic at run time.
@@ -31,6 +41,10 @@ __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
+#: Exit codes a shell gives a process ended by SIGINT and by SIGPIPE (128 + signal).
+EXIT_INTERRUPTED: Final = 130
+EXIT_BROKEN_PIPE: Final = 141
+
 
 def main(argv: list[str] | None = None) -> int:
     """
@@ -38,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Argument errors print argparse's usage message and return 2 (rather than
     exiting), so the function can be called from tests and other programs.
+    A closed stdout returns 141 and Ctrl-C 130, each after one line on stderr.
     """
     parser = _parser()
     try:
@@ -48,7 +63,37 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    return handler(args)
+    prog = f"evolink-async {getattr(args, 'command_name', '')}".rstrip()
+    try:
+        code = handler(args)
+        # Output still buffered would meet a closed pipe at exit, out of reach.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _detach_stdout()
+        _say(f"{prog}: output closed early (broken pipe)")
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        _say(f"{prog}: interrupted")
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _detach_stdout() -> None:
+    """
+    Point stdout at /dev/null, so the interpreter's last flush of what is
+    still buffered cannot fail again on the closed pipe (the fix the Python
+    docs give for SIGPIPE).
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, unless stderr is gone too."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_generate(commands)
+    _add_wait(commands)
+    _add_download(commands)
     _add_batch(commands)
     _add_demo(commands)
     _add_validate(commands)
@@ -71,12 +119,131 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_api_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--api-key", metavar="KEY", help="API key (default: the EVOLINK_API_KEY variable)"
-    )
+    add_key_options(parser)
     parser.add_argument(
         "--base-url", metavar="URL", help="API base URL (default: EVOLINK_BASE_URL or the real API)"
     )
+
+
+def _add_time_scale(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="X",
+        help="the X of a `mock-server --time-scale X` at --base-url (polling scaled to match)",
+    )
+
+
+def _add_json(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+# ---------------------------------------------------------------- generate, wait, download
+
+
+def _add_generate(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "generate",
+        help="make one video: create a task, follow it, print (or download) the result",
+        description=(
+            "Create one task of MODEL, show its progress until it ends, then print the "
+            "video URL (with --download DIR: save the video there and print its path). "
+            "--image takes a URL or a local file (uploaded first); give it once per image "
+            "(a model with a first and a last frame takes two). Any other field: "
+            "--field NAME=VALUE, VALUE read as JSON when it parses (5, true, "
+            '["a","b"]) and as text otherwise (`evolink-async models MODEL` lists the '
+            "fields). Progress goes to stderr, the result to stdout. Ctrl-C stops "
+            "following; the task goes on on the server (`evolink-async wait TASK_ID`). "
+            "Exit codes: 0 completed, 1 failed, cancelled or refused, 2 bad arguments "
+            "(nothing was sent), 130 interrupted."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="the model id (see `evolink-async models`)")
+    parser.add_argument("--prompt", metavar="TEXT", help="what the video shows")
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="URL|PATH",
+        help="an input image: an https URL or a local file (repeat for more images)",
+    )
+    parser.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other field of the model (repeat for more)",
+    )
+    _add_follow_options(parser)
+    parser.set_defaults(handler=_run_generate, command_name="generate")
+
+
+def _add_follow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--download", metavar="DIR", help="save the video in DIR (as TASK_ID.mp4)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop following after this long (the task goes on on the server)",
+    )
+    _add_json(parser, "the result")
+    _add_time_scale(parser)
+    _add_api_options(parser)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from . import generate
+
+    return generate.run(args)
+
+
+def _add_wait(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "wait",
+        help="follow a task until it ends; print (or download) the result",
+        description=(
+            "Follow TASK_ID (made by `generate`, `batch` or any program) with live "
+            "progress until it completes, fails or is cancelled, then print the video "
+            "URL (with --download DIR: save the video and print its path). "
+            "Exit codes: 0 completed, 1 failed, cancelled, unknown or timed out, "
+            "2 bad arguments, 130 interrupted."
+        ),
+    )
+    parser.add_argument("task_id", metavar="TASK_ID")
+    _add_follow_options(parser)
+    parser.set_defaults(handler=_run_wait, command_name="wait")
+
+
+def _run_wait(args: argparse.Namespace) -> int:
+    from . import wait
+
+    return wait.run(args)
+
+
+def _add_download(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "download",
+        help="save a completed task's video to a file",
+        description=(
+            "Save the video of TASK_ID to DEST: a file path, or a directory (then "
+            "DEST/TASK_ID.mp4), through a temporary file renamed once whole. An expired "
+            "result URL is renewed; a task still running is an error (follow it with "
+            "`evolink-async wait TASK_ID --download DIR`). Exit codes: 0 saved, 1 the task "
+            "has no video (yet) or the download failed, 2 bad arguments or DEST exists."
+        ),
+    )
+    parser.add_argument("task_id", metavar="TASK_ID")
+    parser.add_argument("dest", metavar="DEST", help="a file or a directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+    _add_json(parser, "the saved file")
+    _add_api_options(parser)
+    parser.set_defaults(handler=_run_download, command_name="download")
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from . import download
+
+    return download.run(args)
 
 
 # ---------------------------------------------------------------- batch
@@ -169,7 +336,29 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _add_demo(commands: _Commands) -> None:
-    parser = commands.add_parser("demo", help="run the example batch against the mock server")
+    parser = commands.add_parser(
+        "demo",
+        help="run the example batch against the mock server",
+        description=(
+            "Run the bundled example jobs (every model; some fail or are cancelled on "
+            "purpose) through the batch runner against an embedded mock of the API: no "
+            "key, no network. The videos, the results, the journal and a report page are "
+            "kept in --output (default demo-output/), emptied of the last demo's files "
+            "first. --write-jobs FILE writes the example jobs to FILE instead, to edit "
+            "and run with `evolink-async batch FILE`."
+        ),
+    )
+    parser.add_argument(
+        "--output",
+        metavar="DIR",
+        default="demo-output",
+        help="where the demo keeps what it made (default: demo-output)",
+    )
+    parser.add_argument(
+        "--write-jobs",
+        metavar="FILE",
+        help="write the example jobs to FILE ('-' for stdout) and stop",
+    )
     parser.set_defaults(handler=_run_demo, command_name="demo")
 
 
@@ -194,6 +383,7 @@ def _add_validate(commands: _Commands) -> None:
         ),
     )
     parser.add_argument("jobs", metavar="JOBS.jsonl", help="the jobs file ('-' for stdin)")
+    _add_json(parser, "one line per bad job and a summary line")
     parser.set_defaults(handler=_run_validate, command_name="validate")
 
 
@@ -227,7 +417,14 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def _add_task(commands: _Commands) -> None:
-    parser = commands.add_parser("task", help="show one task")
+    parser = commands.add_parser(
+        "task",
+        help="show one task",
+        description=(
+            "One GET of TASK_ID: its status, progress, video URL, credits and error "
+            "(--json: the reply's task object as received)."
+        ),
+    )
     parser.add_argument("task_id", metavar="TASK_ID")
     parser.add_argument("--json", action="store_true", help="print the task's JSON as received")
     _add_api_options(parser)
@@ -241,7 +438,12 @@ def _run_task(args: argparse.Namespace) -> int:
 
 
 def _add_credits(commands: _Commands) -> None:
-    parser = commands.add_parser("credits", help="show the account's credits")
+    parser = commands.add_parser(
+        "credits",
+        help="show the account's credits",
+        description="The account's remaining and used credits (and the key's own limit, if any).",
+    )
+    _add_json(parser, "the balance")
     _add_api_options(parser)
     parser.set_defaults(handler=_run_credits, command_name="credits")
 
@@ -256,7 +458,17 @@ def _run_credits(args: argparse.Namespace) -> int:
 
 
 def _add_mock_server(commands: _Commands) -> None:
-    parser = commands.add_parser("mock-server", help="run the mock EvoLink API locally")
+    parser = commands.add_parser(
+        "mock-server",
+        help="run the mock EvoLink API locally",
+        description=(
+            "Serve the mock EvoLink API (tasks, results, the files API, callbacks) on "
+            "127.0.0.1 until Ctrl-C, and print the EVOLINK_* variables that point a "
+            "program at it. Faults: --fault-rate P gives that share of API requests one "
+            "of the --faults kinds, drawn at random; --failure-rate P fails that share "
+            "of tasks."
+        ),
+    )
     parser.add_argument("--port", type=int, default=0, metavar="N", help="port (default: any)")
     parser.add_argument(
         "--time-scale",
@@ -266,6 +478,35 @@ def _add_mock_server(commands: _Commands) -> None:
         help="multiply every duration by X (0.01: a 165 s task takes 1.65 s)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for durations and faults")
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the key the mock accepts (default: the mock's fixed fake key)",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of API requests (0-1) that get a random fault (default 0)",
+    )
+    parser.add_argument(
+        "--faults",
+        metavar="KINDS",
+        default="rate_limit,server_error,drop_before,slow",
+        help=(
+            "the fault kinds --fault-rate draws from, comma-separated: rate_limit, "
+            "server_error, drop_before, drop_after, slow (default: all but drop_after)"
+        ),
+    )
+    parser.add_argument(
+        "--failure-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of tasks (0-1) that fail with a random error code (default 0)",
+    )
+    _add_json(parser, "the URLs and key (one line, once serving)")
     parser.add_argument(
         "--creates-per-second",
         type=float,
@@ -300,10 +541,18 @@ def _add_journal(commands: _Commands) -> None:
     )
     actions = parser.add_subparsers(title="actions", metavar="ACTION")
     status = actions.add_parser(
-        "status", help="jobs by state, and stalled leases (PostgreSQL: a silent process's jobs)"
+        "status",
+        help="jobs by state, and stalled leases (PostgreSQL: a silent process's jobs)",
+        description=(
+            "How many jobs of the journal are begun (no task yet), created (no outcome "
+            "yet) and finished; with PostgreSQL also the stalled leases."
+        ),
     )
+    _add_json(status, "the counts")
     export = actions.add_parser(
-        "export", help="one JSON record per job (as `--out` writes them) to FILE"
+        "export",
+        help="one JSON record per job (as `--out` writes them) to FILE",
+        description="Write one JSON line per journalled job, the record `batch --out` writes.",
     )
     for action in (status, export):
         action.add_argument("journal", metavar="JOURNAL", help="a journal file or a URL")
