@@ -27,7 +27,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import evolink_async
 from evolink_async import (
@@ -45,6 +45,7 @@ from evolink_async import (
     MalformedReplyError,
     NotFoundError,
     NotSubmittedError,
+    NotSupportedError,
     PermissionDeniedError,
     PollPolicy,
     RateLimitError,
@@ -58,7 +59,7 @@ from evolink_async import (
 )
 from evolink_async.testing import Fault, MockEvoLink
 
-MODEL = "wan2.5-image-to-video"
+MODEL: Final = "wan2.5-image-to-video"
 CREATE = "POST /v1/videos/generations"
 JOB: dict[str, Any] = {
     "prompt": "A cat playing piano",
@@ -192,6 +193,14 @@ async def api_errors(mock: MockEvoLink) -> None:
             await client.get_task("not-a-task-id")
         except BadRequestError as exc:
             report(exc, api_details(exc))
+
+        # A deployment without the task listing (it is not in the public docs).
+        mock.inject(Fault.REPLY, route="GET /v1/tasks", status=404, body={"error": "no"})
+        try:
+            async for _ in client.list_tasks():
+                break
+        except NotSupportedError as exc:  # an APIError
+            report(exc, "this API does not list tasks: keep your own task ids")
 
         # A gateway that answers 200 with something that is not a task, every time.
         mock.inject(Fault.REPLY, route="GET /v1/tasks/{id}", status=200, body=b"<html>", times=2)
