@@ -187,7 +187,9 @@ class Observer:
         self._method = method
         self._route = route
         self._path = _path(url) if hooks is not None else route
-        self._attributes = {"http.request.method": method, "url.template": route}
+        self._attributes: dict[str, str] = (
+            {"http.request.method": method, "url.template": route} if counters else {}
+        )
 
     def _event(self, kind: EventKind, attempt: int, **fields: Any) -> RequestEvent:
         return RequestEvent(

@@ -14,9 +14,10 @@ reads it.
   aiohttp sends them as `Proxy-Authorization` to the proxy alone. `~/.netrc`
   is not read: aiohttp's `trust_env` reads it for every request (in a
   thread), and its entry for the API host would clash with the key.
-- The answer for each origin (scheme, host, port) is worked out at its first
-  request and kept, so the environment is read once per host, not per
-  request; the API's hosts are two, result hosts a few.
+- The proxies are read when the client is made (as httpx reads them), and
+  whether a host bypasses them (`NO_PROXY`, through urllib, as aiohttp asks
+  it) at the first request to it; the answer for each origin (scheme, host,
+  port) is kept, so nothing is read per request.
 
 Sessions are made with aiohttp's `trust_env` off: the proxy is passed per
 request from here.
@@ -51,23 +52,18 @@ def mask_proxy(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{netloc[2]}").geturl()
 
 
-def _env_proxy_names() -> bool:
-    """True when the environment names a proxy for http or https."""
-    proxies = urllib.request.getproxies()
-    return any(proxies.get(scheme) for scheme in _SCHEMES)
-
-
 class Proxies:
     """The proxy of each request of one client."""
 
-    __slots__ = ("_by_origin", "_proxy", "_trust_env", "active")
+    __slots__ = ("_by_origin", "_env", "_proxy", "active")
 
     def __init__(self, *, proxy: str | None, trust_env: bool) -> None:
         self._proxy = proxy
-        self._trust_env = trust_env
+        #: The environment's proxies (`{"http": ..., "no": ...}`), as the client was made.
+        self._env = urllib.request.getproxies() if trust_env and proxy is None else {}
         self._by_origin: dict[str, str | None] = {}
         #: False when no request can go through a proxy: nothing to look up.
-        self.active: bool = proxy is not None or (trust_env and _env_proxy_names())
+        self.active: bool = proxy is not None or any(self._env.get(s) for s in _SCHEMES)
 
     def for_url(self, url: str) -> str | None:
         """The proxy URL for a request to `url`, or None to go direct."""
@@ -97,7 +93,7 @@ class Proxies:
             return None
         if host and urllib.request.proxy_bypass(host):
             return None
-        proxy = urllib.request.getproxies().get(parts.scheme)
+        proxy = self._env.get(parts.scheme)
         if not proxy:
             return None
         if "://" not in proxy:

@@ -197,6 +197,9 @@ class Transport:
         if self.closed:
             raise self._closed_error()
         view = copy.copy(self)
+        # What only the root holds (its sessions and slots) stays the root's.
+        view._session = view._download_session = view._semaphore = view._bound = None
+        view._owns_session = False
         view.retry = retry
         view.timeout = timeout
         view._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
