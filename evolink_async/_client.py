@@ -14,6 +14,10 @@ and every public call goes one floor down to one of them:
 - `_parts.make_parts` makes them from the config, `_parts.view_parts`
   a `with_options` view's own;
 - `_batch.runner.BatchRun`: built from those parts for each `batch` call.
+
+`submit` and `generate` come from `_calls.ModelCalls`, their faces as type
+checkers see them (one overload per model id); the client implements them
+as `_submit` and `_generate`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ._batch.jobs import JobSource
 from ._batch.runner import DEFAULT_MAX_ACTIVE, BatchRun
 from ._batch.shared_budget import Budget
 from ._batch.store import DEFAULT_LEASE, journal_name
+from ._calls import ModelCalls, ProgressCallback
 from ._config import (
     check_batch_arguments,
     check_download_arguments,
@@ -67,10 +72,8 @@ MAX_CALLBACK_BYTES: Final = 1 << 20
 #: start; bounded so a long-running process does not grow without end.
 _MAX_REMEMBERED_SUBMITS: Final = 50_000
 
-ProgressCallback = Callable[[Task], Any]
 
-
-class EvoLinkClient:
+class EvoLinkClient(ModelCalls):
     """
     An async client for the EvoLink video-generation API.
 
@@ -192,7 +195,6 @@ class EvoLinkClient:
         )
         return view
 
-
     # -- lifecycle -----------------------------------------------------------
 
     def __repr__(self) -> str:
@@ -250,38 +252,15 @@ class EvoLinkClient:
             )
 
     # -- tasks ---------------------------------------------------------------
+    # `submit` and `generate` are `_calls.ModelCalls`' typed faces (one
+    # overload per model id); they call these two.
 
-    async def submit(
+    async def _submit(
         self,
         model_or_request: str | _models.Request,
-        /,
-        *,
-        idempotency_key: str | None = None,
-        **params: Any,
+        params: Mapping[str, Any],
+        idempotency_key: str | None,
     ) -> Task:
-        """
-        Create one generation task (`POST /v1/videos/generations`).
-
-        Args:
-            model_or_request: a model id (then `params` are its fields) or a
-                request object such as `SeedanceImageToVideo(...)` or
-                `RawRequest(...)`.
-            idempotency_key: the `Idempotency-Key` to send (16-96 characters
-                of `[A-Za-z0-9._-]`); default: a fresh one. Retries of this
-                call reuse it, so a retried create is never billed twice;
-                pass your own to make a create safe to repeat across
-                processes.
-            params: the model's fields, when a model id is given. A
-                `pathlib.Path` where an image URL goes is uploaded first.
-
-        Returns:
-            The new task (usually `pending`).
-
-        Raises:
-            ValidationError: bad parameters; nothing was sent.
-            APIError: the API refused (a subclass per status).
-            APIConnectionError: no answer after every retry.
-        """
         key = check_idempotency_key(
             new_idempotency_key() if idempotency_key is None else idempotency_key
         )
@@ -289,9 +268,7 @@ class EvoLinkClient:
         request, _ = await self._uploads.resolve(request)
         body = json.dumps(_models.request_body(request), separators=(",", ":")).encode()
         started = asyncio.get_running_loop().time()
-        created = await self._endpoints.create_task(
-            body, idempotency_key=key, model=request.model
-        )
+        created = await self._endpoints.create_task(body, idempotency_key=key, model=request.model)
         self._remember_submit(created.task.id, started)
         return created.task
 
@@ -349,25 +326,18 @@ class EvoLinkClient:
             on_progress=on_progress,
         )
 
-    async def generate(
+    async def _generate(
         self,
         model_or_request: str | _models.Request,
-        /,
-        *,
-        timeout: float | None = None,
-        on_progress: ProgressCallback | None = None,
-        idempotency_key: str | None = None,
-        **params: Any,
+        params: Mapping[str, Any],
+        timeout: float | None,
+        on_progress: ProgressCallback | None,
+        idempotency_key: str | None,
     ) -> Task:
-        """
-        Submit a task and wait for it: `submit(...)` then `wait(...)`.
-
-        Returns the completed task; raises as `submit` and `wait` do.
-        """
         check_wait_options(timeout, on_progress)
         # One trace per generate: the create, the wait and its polls are children.
         with self._transport.telemetry.span("evolink.generate", model_attribute(model_or_request)):
-            task = await self.submit(model_or_request, idempotency_key=idempotency_key, **params)
+            task = await self._submit(model_or_request, params, idempotency_key)
             return await self.wait(task, timeout=timeout, on_progress=on_progress)
 
     def list_tasks(
@@ -389,7 +359,6 @@ class EvoLinkClient:
         """
         status_value, model_id, size = check_list_arguments(status, model, page_size)
         return self._endpoints.list_tasks(status=status_value, model=model_id, page_size=size)
-
 
     def handle_callback(self, payload: Mapping[str, Any]) -> None:
         """

@@ -25,12 +25,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from evolink_async import EvoLinkClient, PollPolicy, Task, TaskFailedError
+from evolink_async import EvoLinkClient, ModelId, PollPolicy, Task, TaskFailedError
 from evolink_async.testing import MockEvoLink
 
 IMAGE = "https://example.com/first-frame.jpg"
 #: One job per model in turn: (model id, that model's fields).
-TEMPLATES: list[tuple[str, dict[str, Any]]] = [
+TEMPLATES: list[tuple[ModelId, dict[str, Any]]] = [
     ("seedance-2.0-image-to-video", {"image_urls": [IMAGE], "duration": 5}),
     ("seedance-2.0-fast-image-to-video", {"image_urls": [IMAGE], "quality": "480p"}),
     ("happyhorse-1.0-image-to-video", {"image_urls": [IMAGE], "duration": 5}),
@@ -60,7 +60,7 @@ async def make_client(use_mock: bool) -> AsyncIterator[tuple[EvoLinkClient, Mock
             yield client, mock
 
 
-def make_jobs(count: int, use_mock: bool) -> list[tuple[str, dict[str, Any]]]:
+def make_jobs(count: int, use_mock: bool) -> list[tuple[ModelId, dict[str, Any]]]:
     """`count` jobs cycling through the five models."""
     jobs = []
     for n in range(count):

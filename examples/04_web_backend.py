@@ -50,7 +50,7 @@ import math
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import attrs
@@ -66,6 +66,7 @@ from evolink_async import (
     EvoLinkClient,
     EvoLinkError,
     InsufficientCreditsError,
+    ModelId,
     NotFoundError,
     PermissionDeniedError,
     PollPolicy,
@@ -220,7 +221,7 @@ async def task_status(request: web.Request) -> web.Response:
     return web.json_response(task_json(task))
 
 
-async def read_job(request: web.Request) -> tuple[str, dict[str, Any]]:
+async def read_job(request: web.Request) -> tuple[ModelId, dict[str, Any]]:
     """The model id and fields of a JSON body; the app's callback URL added."""
     try:
         body = await request.json()
@@ -236,7 +237,9 @@ async def read_job(request: web.Request) -> tuple[str, dict[str, Any]]:
     if callback_url is not None:
         # Ours, never the caller's: callbacks must come back to this app.
         body["callback_url"] = callback_url
-    return model, body
+    # Any string: `submit` checks it (an unknown id is a ValidationError naming
+    # the closest); the cast only tells type checkers it is meant as a model id.
+    return cast(ModelId, model), body
 
 
 def task_json(task: Task) -> dict[str, Any]:

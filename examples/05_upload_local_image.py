@@ -25,11 +25,12 @@ import tempfile
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Final
 
 from evolink_async import EvoLinkClient, PollPolicy, ValidationError
 from evolink_async.testing import MockEvoLink
 
-MODEL = "seedance-2.0-image-to-video"
+MODEL: Final = "seedance-2.0-image-to-video"
 
 
 @contextlib.asynccontextmanager

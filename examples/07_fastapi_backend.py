@@ -40,7 +40,7 @@ import math
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 
@@ -51,6 +51,7 @@ from evolink_async import (
     EvoLinkClient,
     EvoLinkError,
     InsufficientCreditsError,
+    ModelId,
     NotFoundError,
     PermissionDeniedError,
     PollPolicy,
@@ -188,7 +189,7 @@ def make_app(
         if callback_url is not None:
             fields["callback_url"] = callback_url  # ours, never the caller's
         # Any string: `generate` checks it (an unknown id is a ValidationError).
-        work = client_of(request).generate(model, timeout=max_wait, **fields)
+        work = client_of(request).generate(cast(ModelId, model), timeout=max_wait, **fields)
         task = await unless_disconnected(request, work)
         if task is None:
             # nginx's code for "client closed the request": nobody reads it.

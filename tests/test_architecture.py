@@ -23,13 +23,13 @@ MAX_LINES: Final = 700
 
 #: Layers, lowest first: a module may import its own layer and those below.
 LAYERS: Final = (
-    ("_version", "_numbers", "_public", "_errors", "_values", "_text", "_telemetry"),
+    ("_version", "_numbers", "_public", "_errors", "_values", "_text", "_telemetry", "_checked"),
     ("_models", "_convert"),
     ("_api",),
     ("_watch",),
     ("_batch",),
     ("_config", "_parts"),
-    ("_client",),
+    ("_client", "_calls"),
     ("webhooks", "models", "_cli", "__init__", "__main__", "ray"),
 )
 #: Imports inside a function that close a circle on purpose, and why.

@@ -526,7 +526,7 @@ async def test_api_key_never_appears_in_repr_errors_or_logs(
         for call in (
             client.get_task("not-a-task-id"),
             client.get_task("task-unified-1774857405-zzzzzzzz"),
-            client.submit("no-such-model", prompt="x"),
+            client.submit("no-such-model", prompt="x"),  # type: ignore[call-overload]
         ):
             try:
                 await call

@@ -445,7 +445,7 @@ def test_all_problems_are_reported_at_once() -> None:
             prompt="x",
             image_urls=[URL],
             duration=3,
-            quality="1080p",
+            quality="1080p",  # type: ignore[arg-type]
             generate_audio="true",  # type: ignore[arg-type]
         )
     assert problem_fields(info.value) == ["duration", "quality", "generate_audio"]

@@ -2,9 +2,10 @@
 Every example in the README's models section runs against MockEvoLink.
 
 The section between `<!-- models:start -->` and `<!-- models:end -->` holds
-```python blocks that start with `# runs with: client`: snippets written for
-top-level await with a connected `client` in scope. Each is compiled with
-`ast.PyCF_ALLOW_TOP_LEVEL_AWAIT` and awaited with a fresh mock and client; the
+```python blocks that start with the note that they run inside an async
+function with an open `client` (`NOTE`). Each is compiled with
+`ast.PyCF_ALLOW_TOP_LEVEL_AWAIT` and awaited with a fresh mock and client, and
+with no other name in scope (a block imports what it uses, as pasted); the
 local images a block names (`pathlib.Path("x.png")`) are created in a temp dir
 it runs in. A block passes when it completes and the mock received a create
 for the model the block is about, holding only fields the block sets.
@@ -13,7 +14,6 @@ for the model the block is about, holding only fields the block sets.
 from __future__ import annotations
 
 import ast
-import pathlib
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,6 +24,7 @@ from evolink_async import EvoLinkClient, Task, TaskStatus
 from evolink_async.models import MODELS
 from evolink_async.testing import MockEvoLink
 
+from .test_readme import NOTE
 from .test_uploads import jpeg, png, webp
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.anyio
 README = Path(__file__).resolve().parent.parent / "README.md"
 START = "<!-- models:start -->"
 END = "<!-- models:end -->"
-MARK = "# runs with: client"
+MARK = NOTE + "\n"
 CREATE_ROUTE = "POST /v1/videos/generations"
 
 _FENCE = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -121,7 +122,7 @@ async def test_readme_example_runs_against_the_mock(
         "exec",
         flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
     )
-    namespace: dict[str, Any] = {"client": client, "pathlib": pathlib, "__name__": "readme"}
+    namespace: dict[str, Any] = {"client": client, "__name__": "readme"}
     pending = eval(code, namespace)  # noqa: S307 -- our own README, compiled above
     if pending is not None:  # a coroutine when the block awaits
         await pending

@@ -21,6 +21,7 @@ from evolink_async import (
     APIError,
     Credits,
     EvoLinkClient,
+    ModelId,
     RawRequest,
     TaskStatus,
     UploadedFile,
@@ -338,7 +339,7 @@ def _bad_file(kind: str, tmp_path: Path) -> Path:
     ids=[case[0] for case in LOCAL_FAILURES],
 )
 async def test_local_file_checks_fail_before_any_request(
-    client: EvoLinkClient, mock: MockEvoLink, tmp_path: Path, model: str, kind: str, words: str
+    client: EvoLinkClient, mock: MockEvoLink, tmp_path: Path, model: ModelId, kind: str, words: str
 ) -> None:
     path = _bad_file(kind, tmp_path)
     params: dict[str, Any] = (

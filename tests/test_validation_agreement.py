@@ -26,14 +26,14 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from evolink_async import BadRequestError, EvoLinkClient, RawRequest, ValidationError
+from evolink_async import BadRequestError, EvoLinkClient, ModelId, RawRequest, ValidationError
 from evolink_async._models import build_request, request_body
 from evolink_async.testing import MockEvoLink
 from evolink_async.testing._rules import check_create
@@ -628,7 +628,7 @@ async def test_mock_over_http_accepts_what_the_client_accepts(
     assert mock.stats.tasks_created == created + server_ok
     if client_ok:
         assert server_ok, f"client accepts, mock refuses over HTTP: {model} {params!r}"
-        task = await client.submit(model, **params)
+        task = await client.submit(cast(ModelId, model), **params)
         assert task.model == model
         assert mock.stats.tasks_created == created + 2
     elif server_ok:

@@ -26,11 +26,12 @@ import re
 import time
 from collections.abc import AsyncIterable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import attrs
 
 from .. import _models
+from .._checked import checked_arguments
 from .._errors import EvoLinkError, Problem, ValidationError
 from .._models.rules import did_you_mean
 from .._numbers import is_whole
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_JOB_DEPTH",
     "BatchStats",
     "Job",
+    "JobItem",
     "JobOutcome",
     "JobSource",
     "fingerprint",
@@ -64,9 +66,28 @@ MAX_JOB_DEPTH: Final = 100
 
 
 def _freeze(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    return None if value is None else dict(value)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            [Problem(field="metadata", value=value, rule="must be a mapping (a JSON object)")]
+        )
+    return dict(value)
 
 
+def _check_request(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, _models.ModelRequest | _models.RawRequest):
+        rule = "must be a request object (SeedanceImageToVideo(...), RawRequest(...), ...)"
+        raise ValidationError([Problem(field="request", value=value, rule=rule)])
+
+
+def _check_id(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        rule = "a job id must be a non-empty string"
+        raise ValidationError([Problem(field="id", value=value, rule=rule)])
+
+
+@checked_arguments
 @attrs.frozen
 class Job:
     """
@@ -79,12 +100,19 @@ class Job:
         metadata: anything of yours, carried to the outcome untouched.
     """
 
-    request: _models.Request
-    id: str | None = None
+    request: _models.Request = attrs.field(validator=_check_request)
+    id: str | None = attrs.field(default=None, validator=_check_id)
     metadata: Mapping[str, Any] | None = attrs.field(default=None, converter=_freeze)
 
 
-JobSource = Iterable[Job | Mapping[str, Any]] | AsyncIterable[Job | Mapping[str, Any]]
+#: One item of `client.batch(jobs)`: a `Job`, or a job dict. A `JobDict` (one
+#: `TypedDict` per model, told apart by `model`) is what type checkers can
+#: check key by key: annotate a list with it (`jobs: list[JobDict]`) and an
+#: editor flags a misspelt field, a bad value or an unknown model id. Any other
+#: mapping (JSON read from a file, a dict built at run time) is taken too, and
+#: `read_job` checks every item alike.
+JobItem: TypeAlias = Job | _models.JobDict | Mapping[str, Any]
+JobSource: TypeAlias = Iterable[JobItem] | AsyncIterable[JobItem]
 
 
 @attrs.frozen(kw_only=True)
@@ -315,24 +343,32 @@ def job_stand_in(item: object) -> Job:
     shown (a lone surrogate escaped), else None and `"unknown"`; its params
     are the item's fields with string keys.
     """
-    with contextlib.suppress(Exception):  # a hostile item: fall back to a blank job
+    job_id: str | None = None
+    model = "unknown"
+    params: dict[str, Any] = {}
+    with contextlib.suppress(Exception):  # a hostile item: keep what can be shown
         if isinstance(item, Job):
-            job_id = _shown(item.id)
-            if _model_of(item.request) is None:
-                return Job(_models.RawRequest("unknown", {}), id=job_id or None)
-            return attrs.evolve(item, id=job_id or None)
-        if isinstance(item, Mapping):
+            job_id = _usable_id(_shown(item.id))
+            if _model_of(item.request) is not None:
+                return attrs.evolve(item, id=job_id)
+        elif isinstance(item, Mapping):
+            job_id = _usable_id(_shown(item.get("id")))
+            shown = _shown(item.get("model"))
+            model = shown if shown and shown.strip() else "unknown"
             params = {
                 key: value
                 for key, value in item.items()
                 if isinstance(key, str) and key not in JOB_KEYS
             }
-            model = _shown(item.get("model"))
-            return Job(
-                _models.RawRequest(model if model and model.strip() else "unknown", params),
-                id=_shown(item.get("id")) or None,
-            )
-    return Job(_models.RawRequest("unknown", {}))
+    for fields in (params, {}):
+        # Fields RawRequest refuses (not JSON) are dropped, never the id.
+        with contextlib.suppress(Exception):
+            return Job(_models.RawRequest(model, fields), id=job_id)
+    return Job(_models.RawRequest("unknown", {}), id=job_id)
+
+
+def _usable_id(text: str | None) -> str | None:
+    return text if text is not None and text.strip() else None
 
 
 def _shown(value: object) -> str | None:

@@ -399,7 +399,7 @@ class Journal:
             raise
         db.execute("COMMIT")
 
-    def _entry(self, row: tuple[Any, ...] | None) -> JournalEntry | None:
+    def _entry(self, row: Sequence[Any] | None) -> JournalEntry | None:
         return None if row is None else _entry_of(row, self.path)
 
 

@@ -60,6 +60,7 @@ class JobJournal(Protocol):
 
     async def bind_run(self, run_id: str | None) -> str:
         """The run id this journal records (given, kept, or made now)."""
+        ...
 
     async def claim(self, job_id: str, fingerprint: str, *, again: bool = False) -> Claim:
         """
@@ -68,15 +69,18 @@ class JobJournal(Protocol):
         `again` re-checks a job an earlier claim found held by another
         process (so it is not a duplicate of this run).
         """
+        ...
 
     async def get(self, job_id: str) -> JournalEntry | None:
         """The entry of `job_id`, or None."""
 
     async def counts(self) -> dict[str, int]:
         """Jobs `begun` (no task yet), `created` (no outcome yet) and `finished`."""
+        ...
 
     def entries(self) -> AsyncIterator[JournalEntry]:
         """Every job of the run, a page at a time."""
+        ...
 
     async def begin(
         self,

@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar
 
 import attrs
 
@@ -54,17 +54,8 @@ __all__ = [
 ]
 
 
-class Request(Protocol):
-    """What every request object offers: the model id it is sent to."""
-
-    @property
-    def model(self) -> str:
-        """The API's model id."""
-        ...
-
-
 #: Any request type: what `replace_files` takes and gives back.
-R = TypeVar("R", bound=Request)
+R = TypeVar("R", bound="Request")
 #: A model's request class, for class decorators such as `_request_class`.
 M = TypeVar("M", bound="ModelRequest")
 
@@ -518,3 +509,10 @@ def _check_raw_arguments(init: Callable[..., None]) -> Callable[..., None]:
 _RAW_ARGUMENTS = ("model", "params")
 # Type checkers keep seeing the attrs signature; only the errors change.
 RawRequest.__init__ = _check_raw_arguments(RawRequest.__init__)  # type: ignore[method-assign]
+
+#: What `submit`, `generate` and `Job` take: a model's request class or a
+#: `RawRequest`, the two kinds of request object the client can send (each
+#: has `model`, the API's model id). A union, not a protocol: the client sends
+#: nothing else, and a protocol's `model` property is not met by the request
+#: classes' class attribute in every type checker (pyright).
+Request: TypeAlias = ModelRequest | RawRequest

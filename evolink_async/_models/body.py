@@ -124,8 +124,6 @@ def replace_files(request: R, urls: Mapping[Path, str]) -> R:
         if changes == dict(request.params):
             return request
         return attrs.evolve(request, params=changes)
-    if not isinstance(request, ModelRequest):
-        return request
     changed = {name: value for name, value in changes.items() if value != getattr(request, name)}
     if not changed:
         return request

@@ -9,7 +9,7 @@ the page, the server truncates a longer prompt rather than rejecting it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal, TypeAlias, get_args
 
 import attrs
 
@@ -17,7 +17,11 @@ from .base import ModelRequest, _items, _meta, _request_class, _whole_number, fi
 from .images import MIB, ImageLimits
 from .rules import CallbackUrl, Choice, Integer, Text
 
-__all__ = ["HappyHorseImageToVideo"]
+__all__ = ["HappyHorseImageToVideo", "HappyHorseQuality"]
+
+# The enum-like field's values, written once: the Literal type that type
+# checkers see, and (through `get_args`) the runtime rule.
+HappyHorseQuality: TypeAlias = Literal["720p", "1080p"]
 
 # The HappyHorse page's own range; the pages agree today, but each is its model's
 # source of truth, so it is not shared.
@@ -51,9 +55,11 @@ class HappyHorseImageToVideo(ModelRequest):
             doc="what happens; without it the image drives the motion",
         ),
     )
-    quality: str | None = attrs.field(
+    quality: HappyHorseQuality | None = attrs.field(
         default=None,
-        metadata=_meta(Choice(values=("720p", "1080p")), default="720p", doc="resolution"),
+        metadata=_meta(
+            Choice(values=get_args(HappyHorseQuality)), default="720p", doc="resolution"
+        ),
     )
     duration: int | None = attrs.field(
         default=None,

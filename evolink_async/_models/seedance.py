@@ -18,7 +18,7 @@ most 1000 whitespace-separated words.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, TypeAlias, cast, get_args
 
 import attrs
 
@@ -26,7 +26,17 @@ from .base import ModelRequest, _field_doc, _items, _meta, _request_class, _whol
 from .images import MIB, ImageLimits
 from .rules import Boolean, CallbackUrl, Choice, Integer, Text, UrlList
 
-__all__ = ["SeedanceFastImageToVideo", "SeedanceImageToVideo"]
+__all__ = [
+    "SeedanceAspectRatio",
+    "SeedanceFastImageToVideo",
+    "SeedanceImageToVideo",
+    "SeedanceQuality",
+]
+
+# The enum-like fields' values, written once: the Literal types that type
+# checkers see, and (through `get_args`) the runtime rules below.
+SeedanceQuality: TypeAlias = Literal["480p", "720p"]
+SeedanceAspectRatio: TypeAlias = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "adaptive"]
 
 _PROMPT = Text(
     required=True,
@@ -38,8 +48,8 @@ _PROMPT = Text(
 # Without image limits: `_own_image_limits` adds each class's own.
 _IMAGE_URLS = UrlList(min_items=1, max_items=2)
 _DURATION = Integer(min=4, max=15, unit="seconds")
-_QUALITY = Choice(values=("480p", "720p"))
-_ASPECT_RATIOS = Choice(values=("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "adaptive"))
+_QUALITY = Choice(values=get_args(SeedanceQuality))
+_ASPECT_RATIOS = Choice(values=get_args(SeedanceAspectRatio))
 
 
 @attrs.frozen(kw_only=True)
@@ -58,10 +68,10 @@ class _SeedanceFields(ModelRequest):
         converter=_whole_number,
         metadata=_meta(_DURATION, default=5, doc="video length"),
     )
-    quality: str | None = attrs.field(
+    quality: SeedanceQuality | None = attrs.field(
         default=None, metadata=_meta(_QUALITY, default="720p", doc="resolution")
     )
-    aspect_ratio: str | None = attrs.field(
+    aspect_ratio: SeedanceAspectRatio | None = attrs.field(
         default=None,
         metadata=_meta(_ASPECT_RATIOS, default="16:9", doc="adaptive follows the first image"),
     )

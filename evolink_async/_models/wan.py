@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
 import attrs
 
@@ -34,12 +34,24 @@ from .base import (
 from .images import MIB, ImageLimits
 from .rules import Boolean, CallbackUrl, Choice, Integer, Text, Url, UrlList
 
-__all__ = ["Wan25ImageToVideo", "Wan27ImageToVideo"]
+__all__ = [
+    "Wan25Duration",
+    "Wan25ImageToVideo",
+    "Wan27ImageToVideo",
+    "Wan27Quality",
+    "WanGenerationMode",
+]
+
+# The enum-like fields' values, written once: the Literal types that type
+# checkers see, and (through `get_args`) the runtime rules.
+WanGenerationMode: TypeAlias = Literal["first_frame", "first_last_frame", "video_continuation"]
+Wan27Quality: TypeAlias = Literal["720p", "1080p"]
+Wan25Duration: TypeAlias = Literal[5, 10]
 
 # The wan2.7 page's own range; the pages agree today, but each is its model's
 # source of truth, so it is not shared.
 _SEED = Integer(min=1, max=2147483647)
-_WAN_MODES = ("first_frame", "first_last_frame", "video_continuation")
+_WAN_MODES: tuple[str, ...] = get_args(WanGenerationMode)
 _WAN_REQUIRED: Mapping[str, tuple[str, ...]] = {
     "first_frame": ("image_start",),
     "first_last_frame": ("image_start", "image_end"),
@@ -83,7 +95,7 @@ class Wan27ImageToVideo(ModelRequest):
         "first_last_frame, image_start -> first_frame",
     )
 
-    generation_mode: str | None = attrs.field(
+    generation_mode: WanGenerationMode | None = attrs.field(
         default=None,
         metadata=_meta(Choice(values=_WAN_MODES), doc="which materials are used"),
     )
@@ -121,9 +133,9 @@ class Wan27ImageToVideo(ModelRequest):
             doc="driving audio (wav/mp3, 2-30 s, <= 15 MB)",
         ),
     )
-    quality: str | None = attrs.field(
+    quality: Wan27Quality | None = attrs.field(
         default=None,
-        metadata=_meta(Choice(values=("720p", "1080p")), default="720p", doc="resolution"),
+        metadata=_meta(Choice(values=get_args(Wan27Quality)), default="720p", doc="resolution"),
     )
     duration: int | None = attrs.field(
         default=None,
@@ -185,6 +197,11 @@ class Wan27ImageToVideo(ModelRequest):
                 )
 
 
+def _duration_choice(value: Wan25Duration | None) -> Any:
+    """`_whole_number` (`10.0` -> `10`), typed for the two durations the page allows."""
+    return _whole_number(value)
+
+
 @_request_class
 @attrs.frozen(kw_only=True)
 class Wan25ImageToVideo(ModelRequest):
@@ -207,11 +224,14 @@ class Wan25ImageToVideo(ModelRequest):
     image_urls: tuple[str | Path, ...] = attrs.field(
         converter=_items, metadata=first_frame_meta(_image_limits)
     )
-    duration: int | None = attrs.field(
+    duration: Wan25Duration | None = attrs.field(
         default=None,
-        converter=_whole_number,
+        converter=_duration_choice,
         # The page documents no default (its example sends 5).
-        metadata=_meta(Integer(min=5, max=10, choices=(5, 10), unit="seconds"), doc="video length"),
+        metadata=_meta(
+            Integer(min=5, max=10, choices=get_args(Wan25Duration), unit="seconds"),
+            doc="video length",
+        ),
     )
     callback_url: str | None = attrs.field(
         default=None, metadata=_meta(CallbackUrl(), doc="called when the task ends")
