@@ -488,8 +488,15 @@ async def test_batch_endpoint_off_answers_like_unknown_route(
 
 
 async def test_listing_filters_by_model_and_status_and_pages(
-    mock: MockEvoLink, session: aiohttp.ClientSession
+    session: aiohttp.ClientSession,
 ) -> None:
+    # Real time: the tasks stay `pending` for seconds, not milliseconds, so the
+    # status filter sees all three however loaded the machine is.
+    async with MockEvoLink(seed=1) as mock:
+        await _check_listing(mock, session)
+
+
+async def _check_listing(mock: MockEvoLink, session: aiohttp.ClientSession) -> None:
     for _ in range(3):
         await create(session, mock, seedance())
     wan = {"model": "wan2.5-image-to-video", "prompt": "x", "image_urls": [IMAGE]}
