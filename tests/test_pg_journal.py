@@ -260,3 +260,48 @@ async def test_a_postgresql_journal_failing_mid_run_ends_the_run_with_journal_er
         with pytest.raises(JournalError, match="evolink_jobs"):
             await asyncio.wait_for(run.results(), 10)
     assert mock.stats.requests[CREATE] == 1
+
+
+async def test_batch_takes_a_shared_creates_budget_from_the_command_line(
+    mock: MockEvoLink, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps(wan(f"b-{n}")) + "\n" for n in range(12)))
+    monkeypatch.setenv("EVOLINK_API_KEY", mock.api_key)
+    run_id = f"budget-{uuid.uuid4().hex[:8]}"
+    args = ["batch", str(jobs), "--journal", pg_url, "--run-id", run_id]
+    args += ["--base-url", mock.url, "--creates-per-second", "4", "--out", str(tmp_path / "o")]
+    started = time.monotonic()
+    assert await anyio.to_thread.run_sync(main, args) == 0
+    elapsed = time.monotonic() - started
+    assert mock.stats.tasks_created == 12
+    # 12 creates at 4/s (a bucket's first second of burst at most): over a second.
+    assert elapsed > 1.5
+    db = await asyncpg.connect(pg_url)
+    try:
+        budgets = await db.fetch("SELECT * FROM evolink_budget")
+    finally:
+        await db.close()
+    assert budgets, "the budget lives in the journal's database"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--creates-per-second", "0"], "must be a number > 0"),
+        (["--creates-per-second", "5"], "needs --journal postgresql://"),
+        (["--polls-per-second", "5"], "needs --journal postgresql://"),
+    ],
+)
+def test_budget_flags_are_checked_before_anything_is_sent(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    message: str,
+) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps(wan("x")) + "\n")
+    monkeypatch.setenv("EVOLINK_API_KEY", "sk-test-0000000000000000")
+    assert main(["batch", str(jobs), "--base-url", "http://127.0.0.1:9", *extra]) == 2
+    assert message in capsys.readouterr().err

@@ -62,6 +62,7 @@ import attrs
 from .._batch.jobs import BatchStats, JobOutcome
 from .._batch.pgjournal import safe_url
 from .._batch.records import invalid_record
+from .._batch.shared_budget import SharedBudget
 from .._batch.store import DEFAULT_LEASE, is_database_url
 from .._client import EvoLinkClient
 from .._errors import AuthenticationError, EvoLinkError, JournalError, ValidationError
@@ -109,6 +110,9 @@ class Options:
     journal: Path | str | None = None
     run_id: str | None = None
     lease: float | None = None
+    #: With a PostgreSQL journal: one key's creates/s and polls/s, shared.
+    creates_per_second: float | None = None
+    polls_per_second: float | None = None
     download: Path | None = None
     strict: bool = False
     mock: bool = False
@@ -161,6 +165,19 @@ class Options:
             )
         if args.lease is not None and not args.lease > 0:
             raise UsageError(f"--lease {args.lease}: must be > 0")
+        for flag, rate in (
+            ("--creates-per-second", args.creates_per_second),
+            ("--polls-per-second", args.polls_per_second),
+        ):
+            if rate is not None and not 0 < rate < float("inf"):
+                raise UsageError(f"{flag} {rate}: must be a number > 0")
+            if rate is not None and not is_database_url(args.journal):
+                raise UsageError(
+                    f"{flag}: the budget is shared through the journal's database: "
+                    "needs --journal postgresql://..."
+                )
+        if args.polls_per_second is not None and args.creates_per_second is None:
+            raise UsageError("--polls-per-second: give --creates-per-second too")
         shared: str | None = None
         if is_database_url(args.journal):
             shared = args.journal
@@ -195,6 +212,8 @@ class Options:
             journal=shared if shared is not None else journal,
             run_id=args.run_id or None,
             lease=args.lease,
+            creates_per_second=args.creates_per_second,
+            polls_per_second=args.polls_per_second,
             download=download,
             strict=args.strict,
             mock=args.mock,
@@ -217,6 +236,10 @@ def resume_command(options: Options) -> str:
         parts += ["--run-id", options.run_id]
     if options.lease is not None:
         parts += ["--lease", str(options.lease)]
+    if options.creates_per_second is not None:
+        parts += ["--creates-per-second", f"{options.creates_per_second:g}"]
+    if options.polls_per_second is not None:
+        parts += ["--polls-per-second", f"{options.polls_per_second:g}"]
     if options.out is not None:
         parts += ["--out", str(options.out)]
     if options.download is not None:
@@ -266,6 +289,7 @@ async def execute(
     download: Path | None = None,
     run_id: str | None = None,
     lease: float | None = None,
+    budget: SharedBudget | None = None,
     total: int | None = None,
     on_outcome: Callable[[JobOutcome], None] | None = None,
     on_interrupt: Callable[[], str] | None = None,
@@ -300,6 +324,7 @@ async def execute(
         download_dir=download,
         run_id=run_id,
         lease=DEFAULT_LEASE if lease is None else lease,
+        budget=budget,
     )
     progress.stats = run.stats
     loop = asyncio.get_running_loop()
@@ -480,6 +505,9 @@ async def _main(options: Options) -> int:
                     max_concurrency=concurrency,
                 )
             await stack.enter_async_context(client)
+            budget = _budget(options)
+            if budget is not None:
+                await stack.enter_async_context(budget)
             report = await execute(
                 client,
                 options.jobs,
@@ -490,6 +518,7 @@ async def _main(options: Options) -> int:
                 download=options.download,
                 run_id=options.run_id,
                 lease=options.lease,
+                budget=budget,
                 total=total,
                 on_interrupt=lambda: _interrupt_hint(options, display.progress.stats, total),
                 on_start=on_start,
@@ -565,3 +594,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+
+
+def _budget(options: Options) -> SharedBudget | None:
+    """The shared budget `--creates-per-second` asks for, in the journal's database."""
+    if options.creates_per_second is None or not isinstance(options.journal, str):
+        return None
+    return SharedBudget(
+        options.journal,
+        creates_per_second=options.creates_per_second,
+        polls_per_second=options.polls_per_second,
+    )

@@ -292,6 +292,18 @@ def _add_batch(commands: _Commands) -> None:
         metavar="SECONDS",
         help="PostgreSQL journal: a silent process's jobs are taken over after this (default 60)",
     )
+    parser.add_argument(
+        "--creates-per-second",
+        type=float,
+        metavar="N",
+        help="PostgreSQL journal: creates/s for the API key, shared by every machine of the run",
+    )
+    parser.add_argument(
+        "--polls-per-second",
+        type=float,
+        metavar="N",
+        help="PostgreSQL journal: polls/s for the API key, shared (with --creates-per-second)",
+    )
     parser.add_argument("--download", metavar="DIR", help="download every video here")
     parser.add_argument(
         "--strict",
