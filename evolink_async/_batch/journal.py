@@ -93,6 +93,22 @@ _ENTRY_COLUMNS: Final = (
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 
 
+def settle(
+    batch: Sequence[tuple[str, Any, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    """
+    Tell every writer in a group commit how it went: its write is on disk, or
+    the error (a cancellation reaches them as a `JournalError`).
+    """
+    for _, _, done in batch:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error if isinstance(error, Exception) else JournalError(str(error)))
+
+
 @attrs.frozen(kw_only=True, slots=True)
 class JournalEntry:
     """What the journal knows of one job."""
@@ -375,17 +391,11 @@ class Journal:
             try:
                 await self._call(self._commit_sync, [(sql, params) for sql, params, _ in batch])
             except BaseException as exc:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(
-                            exc if isinstance(exc, Exception) else JournalError(str(exc))
-                        )
+                settle(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for _, _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+            settle(batch, None)
 
     def _commit_sync(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         assert self._db is not None

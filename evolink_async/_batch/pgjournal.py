@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import JournalError, ValidationError
-from .journal import Claim, JournalEntry
+from .journal import Claim, JournalEntry, settle
 from .keys import check_run_id
 
 if TYPE_CHECKING:
@@ -426,17 +426,11 @@ class PgJournal:
                         self.owner,
                     )
             except BaseException as exc:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(
-                            exc if isinstance(exc, Exception) else JournalError(str(exc))
-                        )
+                settle(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for _, _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+            settle(batch, None)
 
     def _entry(self, row: asyncpg.Record) -> JournalEntry:
         try:
