@@ -35,7 +35,8 @@ JOBS = 200
 #: A 165 s task takes 0.5 s: the run lasts long enough to be killed mid-way.
 TIME_SCALE = 0.003
 LEASE = 1.5
-DEADLINE = 45.0
+#: Generous: a loaded machine (another suite beside this one) slows both runs.
+DEADLINE = 120.0
 
 
 @pytest.fixture
