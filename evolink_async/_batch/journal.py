@@ -21,6 +21,11 @@ guards:
 Each write also stamps its row with the wall clock (`begun_at`, `created_at`,
 `finished_at`, seconds since the epoch) in the same statement, so the
 timeline `evolink-async report` draws costs no extra write and no extra fsync.
+`finished` also keeps how many times the watcher read the job's task
+(`polls`), and every group commit carries a sample of the polls this
+process has sent (table `polls`: who, when, how many so far; see
+`PollSamples`), so the report draws polls over time exactly, at no extra
+fsync either.
 `read_entries` reads a journal without taking it (read-only, no lock), so a
 report can be made while a run still holds the file.
 
@@ -43,6 +48,7 @@ ids, a fingerprint (a hash) of each job's request, upload URLs, and outcomes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -58,8 +64,9 @@ import attrs
 
 from .._errors import JournalError
 from .keys import check_run_id, new_run_id
+from .polls import PollSample, PollSamples
 
-__all__ = ["Claim", "Journal", "JournalEntry", "JournalError", "read_entries"]
+__all__ = ["Claim", "Journal", "JournalEntry", "JournalError", "read_entries", "read_poll_samples"]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -71,9 +78,13 @@ _SCHEMA: Final = (
     uploads TEXT,
     begun_at REAL,
     created_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    polls INTEGER
 )""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # Made when a run opens a journal from before it, like the added columns.
+    "CREATE TABLE IF NOT EXISTS polls"
+    " (owner TEXT NOT NULL, at REAL NOT NULL, sent INTEGER NOT NULL)",
 )
 _FORMAT: Final = "evolink-async journal 1"
 #: Columns added after the first journals, each with its type: an older
@@ -83,11 +94,12 @@ _ADDED_COLUMNS: Final = (
     ("begun_at", "REAL"),
     ("created_at", "REAL"),
     ("finished_at", "REAL"),
+    ("polls", "INTEGER"),
 )
 #: What `JournalEntry` is read from, in order.
 _ENTRY_COLUMNS: Final = (
     "job_id, idempotency_key, fingerprint, task_id, outcome, uploads,"
-    " begun_at, created_at, finished_at"
+    " begun_at, created_at, finished_at, polls"
 )
 #: The first bytes of every SQLite database file.
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
@@ -125,6 +137,8 @@ class JournalEntry:
     begun_at: datetime | None = None
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    #: How many times the watcher read the job's task (None: not recorded).
+    polls: int | None = None
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -158,6 +172,7 @@ class Journal:
         self._lock: int | None = None
         self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._samples = PollSamples()
 
     # -- lifecycle (each runs on the journal thread) --------------------------
 
@@ -216,8 +231,11 @@ class Journal:
         return db
 
     async def close(self) -> None:
-        """Flush pending writes, close the file and release it for the next run."""
+        """Flush pending writes and the last poll sample, close the file and release it."""
         try:
+            await self._samples.stop()
+            if self._db is not None:
+                self._kick()
             await self.flush()
         finally:
             if self._db is not None or self._lock is not None:
@@ -366,19 +384,33 @@ class Journal:
             (task_id, time.time(), job_id),
         )
 
-    async def finished(self, job_id: str, outcome: Mapping[str, Any]) -> None:
-        """Record a job's final outcome; returns once it is on disk."""
+    async def finished(
+        self, job_id: str, outcome: Mapping[str, Any], *, polls: int | None = None
+    ) -> None:
+        """
+        Record a job's final outcome (and how many polls read its task, if
+        known; an earlier count is kept otherwise); returns once it is on disk.
+        """
         await self._write(
-            "UPDATE jobs SET outcome = ?, finished_at = ? WHERE job_id = ?",
-            (json.dumps(outcome, separators=(",", ":")), time.time(), job_id),
+            "UPDATE jobs SET outcome = ?, finished_at = ?, polls = coalesce(?, polls)"
+            " WHERE job_id = ?",
+            (json.dumps(outcome, separators=(",", ":")), time.time(), polls, job_id),
         )
+
+    def count_polls(self, sent: Callable[[], int]) -> None:
+        """Sample `sent()`, the polls this process has sent for the run, into the journal."""
+        self._samples.start(sent, self._kick)
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((sql, params, done))
+        self._kick()
+        await asyncio.shield(done)
+
+    def _kick(self) -> None:
+        """Start a group commit unless one is under way (it takes what is pending)."""
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
-        await asyncio.shield(done)
 
     async def flush(self) -> None:
         """Wait until every write made so far is committed."""
@@ -386,28 +418,52 @@ class Journal:
             await asyncio.shield(self._flushing)
 
     async def _flush_loop(self) -> None:
-        while self._pending:
+        while True:
             batch, self._pending = self._pending, []
+            statements = [(sql, params) for sql, params, _ in batch]
+            sample = self._samples.due()
+            if sample is not None:
+                statements.append(
+                    (
+                        "INSERT INTO polls (owner, at, sent) VALUES (?, ?, ?)",
+                        (self._samples.owner, time.time(), sample),
+                    )
+                )
+            if not statements:
+                return
             try:
-                await self._call(self._commit_sync, [(sql, params) for sql, params, _ in batch])
+                await self._call(self._commit_sync, statements, bool(batch))
             except BaseException as exc:
                 settle(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
-                continue
-            settle(batch, None)
+            else:
+                if sample is not None:
+                    self._samples.wrote(sample)
+                settle(batch, None)
+            if not self._pending:
+                return
 
-    def _commit_sync(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _commit_sync(self, statements: list[tuple[str, tuple[Any, ...]]], durable: bool) -> None:
         assert self._db is not None
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        # A poll sample alone is not worth an fsync: in WAL mode `NORMAL`
+        # commits without one, and the next durable commit syncs it too.
+        light = self._durable and not durable
+        if light:
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
-            for sql, params in statements:
-                db.execute(sql, params)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    db.execute(sql, params)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            if light:
+                db.execute("PRAGMA synchronous=FULL")
 
     def _entry(self, row: Sequence[Any] | None) -> JournalEntry | None:
         return None if row is None else _entry_of(row, self.path)
@@ -430,7 +486,15 @@ def _entry_of(row: Sequence[Any], path: Path) -> JournalEntry:
         begun_at=_moment(row[6]) if len(row) > 6 else None,
         created_at=_moment(row[7]) if len(row) > 7 else None,
         finished_at=_moment(row[8]) if len(row) > 8 else None,
+        polls=_count(row[9]) if len(row) > 9 else None,
     )
+
+
+def _count(value: object) -> int | None:
+    """A stored count, or None for anything but a whole number >= 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def read_entries(path: Path) -> Iterator[JournalEntry]:
@@ -445,6 +509,40 @@ def read_entries(path: Path) -> Iterator[JournalEntry]:
     Raises:
         JournalError: the file is missing, not SQLite, or not a journal.
     """
+    with _reading(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if "jobs" not in tables:
+            return
+        present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        wanted = [name.strip() for name in _ENTRY_COLUMNS.split(",")]
+        columns = ", ".join(name if name in present else "NULL" for name in wanted)
+        for row in _pages(db, f"SELECT rowid, {columns} FROM jobs"):  # noqa: S608 -- our names
+            yield _entry_of(row, path)
+
+
+def read_poll_samples(path: Path) -> Iterator[PollSample]:
+    """
+    Every poll sample of the journal at `path`, in the order committed, read-only.
+
+    Each process's samples come in its own order (its counts only grow); a
+    journal from before samples were kept has none.
+
+    Raises:
+        JournalError: the file is missing, not SQLite, or not a journal.
+    """
+    with _reading(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if "polls" not in tables:
+            return
+        for owner, at, sent in _pages(db, "SELECT rowid, owner, at, sent FROM polls"):
+            moment, count = _moment(at), _count(sent)
+            if isinstance(owner, str) and moment is not None and count is not None:
+                yield PollSample(owner=owner, at=moment, sent=count)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the journal at `path`; SQLite's failures as `JournalError`."""
     if not path.is_file():
         raise JournalError(f"{path}: no such journal")
     _check_is_journal(path)
@@ -458,28 +556,26 @@ def read_entries(path: Path) -> Iterator[JournalEntry]:
     except sqlite3.Error as exc:
         raise JournalError(f"{path}: cannot read ({_failure(exc)})") from None
     try:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        if "jobs" not in tables:
-            return
-        present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-        wanted = [name.strip() for name in _ENTRY_COLUMNS.split(",")]
-        columns = ", ".join(name if name in present else "NULL" for name in wanted)
-        after = 0
-        while True:
-            rows = db.execute(
-                f"SELECT rowid, {columns} FROM jobs"  # noqa: S608 -- our own column names
-                " WHERE rowid > ? ORDER BY rowid LIMIT 500",
-                (after,),
-            ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield _entry_of(row[1:], path)
-            after = rows[-1][0]
+        yield db
     except sqlite3.Error as exc:
         raise JournalError(f"{path}: cannot read ({_failure(exc)})") from None
     finally:
         db.close()
+
+
+def _pages(db: sqlite3.Connection, select: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of `select` (our own text, rowid first), by rowid, a page at a time, without it."""
+    after = 0
+    while True:
+        rows = db.execute(
+            f"{select} WHERE rowid > ? ORDER BY rowid LIMIT 500",  # our own text
+            (after,),
+        ).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            yield row[1:]
+        after = rows[-1][0]
 
 
 def _moment(value: object) -> datetime | None:

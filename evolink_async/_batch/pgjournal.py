@@ -7,7 +7,12 @@ committed, in tables made on first use and scoped by `run_id`:
 
 - `evolink_jobs`: one row per (run, job): key, fingerprint, uploads, task
   id, outcome, the process that owns it, and when each write landed;
-- `evolink_workers`: one row per process of a run, its heartbeat.
+- `evolink_workers`: one row per process of a run, its heartbeat;
+- `evolink_polls`: samples of the polls each process has sent (`PollSamples`),
+  which `evolink-async report` sums over the run's processes.
+
+A database made by an earlier version gets the new table and columns when a
+process opens it (under the same lock as the first `CREATE TABLE`).
 
 Sharing the work: a job is claimed with `INSERT ... ON CONFLICT DO NOTHING`
 (one writer wins the row) or taken over with a guarded `UPDATE` (PostgreSQL
@@ -32,7 +37,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .._errors import JournalError, ValidationError
 from .journal import Claim, JournalEntry, settle
 from .keys import check_run_id
+from .polls import PollSample, PollSamples
 
 if TYPE_CHECKING:
     import asyncpg
@@ -63,6 +69,7 @@ _SCHEMA: Final = (
     begun_at TIMESTAMPTZ,
     created_at TIMESTAMPTZ,
     finished_at TIMESTAMPTZ,
+    polls INTEGER,
     PRIMARY KEY (run_id, job_id)
 )""",
     """CREATE TABLE IF NOT EXISTS evolink_workers (
@@ -73,13 +80,22 @@ _SCHEMA: Final = (
     ended_at TIMESTAMPTZ,
     PRIMARY KEY (run_id, owner)
 )""",
+    """CREATE TABLE IF NOT EXISTS evolink_polls (
+    run_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    at TIMESTAMPTZ NOT NULL,
+    sent BIGINT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS evolink_polls_run ON evolink_polls (run_id, owner, at)",
 )
+#: Columns added after the first journals: an older database gets them (empty).
+_ADDED_COLUMNS: Final = (("polls", "INTEGER"),)
 #: Serialises the first `CREATE TABLE IF NOT EXISTS` of processes starting
 #: together (PostgreSQL's own check is not safe against a concurrent create).
 _SCHEMA_LOCK: Final = 0x65766C6B
 _COLUMNS: Final = (
     "job_id, idempotency_key, fingerprint, task_id, outcome, uploads,"
-    " begun_at, created_at, finished_at"
+    " begun_at, created_at, finished_at, polls"
 )
 #: Whether the owner of row `j` is running and was seen within the lease.
 _LIVE: Final = (
@@ -130,6 +146,7 @@ class PgJournal:
         self._heartbeat: asyncio.Task[None] | None = None
         self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._samples = PollSamples(self.owner)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -150,6 +167,16 @@ class PgJournal:
                 await db.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
                 for statement in _SCHEMA:
                     await db.execute(statement)
+                present = {
+                    row["column_name"]
+                    for row in await db.fetch(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_name = 'evolink_jobs' AND table_schema = current_schema()"
+                    )
+                }
+                for name, kind in _ADDED_COLUMNS:
+                    if name not in present:  # a database from before the column was kept
+                        await db.execute(f"ALTER TABLE evolink_jobs ADD COLUMN {name} {kind}")
                 await db.execute(
                     "INSERT INTO evolink_meta VALUES ('format', $1) ON CONFLICT DO NOTHING",
                     _FORMAT,
@@ -170,6 +197,9 @@ class PgJournal:
     async def close(self) -> None:
         """Flush, give back the jobs left unfinished (others take them at once), disconnect."""
         try:
+            await self._samples.stop()
+            if self._pool is not None:
+                self._kick()
             await self.flush()
         finally:
             heartbeat, self._heartbeat = self._heartbeat, None
@@ -351,6 +381,16 @@ class PgJournal:
                 yield self._entry(row)
             after = rows[-1]["job_id"]
 
+    async def poll_samples(self) -> list[PollSample]:
+        """Every poll sample of the run, by process, oldest first."""
+        await self.flush()
+        async with self._errors("read failed"):
+            rows = await self._db().fetch(
+                "SELECT owner, at, sent FROM evolink_polls WHERE run_id = $1 ORDER BY owner, at",
+                self.run_id,
+            )
+        return [PollSample(owner=row["owner"], at=row["at"], sent=row["sent"]) for row in rows]
+
     # -- writes (group-committed) --------------------------------------------
 
     async def begin(
@@ -385,21 +425,30 @@ class PgJournal:
             (self.run_id, job_id, task_id),
         )
 
-    async def finished(self, job_id: str, outcome: Mapping[str, Any]) -> None:
-        """Record a job's final outcome; returns once committed."""
+    async def finished(
+        self, job_id: str, outcome: Mapping[str, Any], *, polls: int | None = None
+    ) -> None:
+        """Record a job's final outcome (and its task's poll count, if known); once committed."""
         await self._write(
-            "UPDATE evolink_jobs SET outcome = $3, finished_at = now()"
-            " WHERE run_id = $1 AND job_id = $2",
-            (self.run_id, job_id, json.dumps(outcome, separators=(",", ":"))),
+            "UPDATE evolink_jobs SET outcome = $3, finished_at = now(),"
+            " polls = coalesce($4, polls) WHERE run_id = $1 AND job_id = $2",
+            (self.run_id, job_id, json.dumps(outcome, separators=(",", ":")), polls),
         )
 
+    def count_polls(self, sent: Callable[[], int]) -> None:
+        """Sample `sent()`, the polls this process has sent for the run, into the journal."""
+        self._samples.start(sent, self._kick)
+
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((sql, params, done))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = loop.create_task(self._flush_loop())
+        self._kick()
         await asyncio.shield(done)
+
+    def _kick(self) -> None:
+        """Start a group commit unless one is under way (it takes what is pending)."""
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
 
     async def flush(self) -> None:
         """Wait until every write made so far is committed."""
@@ -407,8 +456,11 @@ class PgJournal:
             await asyncio.shield(self._flushing)
 
     async def _flush_loop(self) -> None:
-        while self._pending:
+        while True:
             batch, self._pending = self._pending, []
+            sample = self._samples.due()
+            if not batch and sample is None:
+                return
             try:
                 async with (
                     self._errors("write failed"),
@@ -417,20 +469,36 @@ class PgJournal:
                 ):
                     for sql, params, _ in batch:
                         await db.execute(sql, *params)
-                    # Every commit is a heartbeat too: an outcome is never seen
-                    # before its owner is seen at least as late.
-                    await db.execute(
-                        "UPDATE evolink_workers SET seen_at = now()"
-                        " WHERE run_id = $1 AND owner = $2 AND ended_at IS NULL",
-                        self.run_id,
-                        self.owner,
-                    )
+                    if sample is not None:
+                        await db.execute(
+                            "INSERT INTO evolink_polls VALUES ($1, $2, now(), $3)",
+                            self.run_id,
+                            self.owner,
+                            sample,
+                        )
+                    if batch:
+                        # Every commit is a heartbeat too: an outcome is never
+                        # seen before its owner is seen at least as late.
+                        await db.execute(
+                            "UPDATE evolink_workers SET seen_at = now()"
+                            " WHERE run_id = $1 AND owner = $2 AND ended_at IS NULL",
+                            self.run_id,
+                            self.owner,
+                        )
+                    else:
+                        # A poll sample alone does not wait for the disk; the
+                        # next durable commit takes it along.
+                        await db.execute("SET LOCAL synchronous_commit = off")
             except BaseException as exc:
                 settle(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
-                continue
-            settle(batch, None)
+            else:
+                if sample is not None:
+                    self._samples.wrote(sample)
+                settle(batch, None)
+            if not self._pending:
+                return
 
     def _entry(self, row: asyncpg.Record) -> JournalEntry:
         try:
@@ -448,4 +516,5 @@ class PgJournal:
             begun_at=row["begun_at"],
             created_at=row["created_at"],
             finished_at=row["finished_at"],
+            polls=row["polls"],
         )

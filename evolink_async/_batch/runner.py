@@ -321,6 +321,8 @@ class BatchRun:
             # A run that fails before its task group still ends the stream,
             # so the consumer sees the error instead of waiting forever.
             self._journal = await self._open_journal()
+            sent = self._watcher.polls_sent  # the report's polls over time: this run's
+            self._journal.count_polls(lambda: self._watcher.polls_sent - sent)
             if self._budget is not None:
                 self._watcher.poll_gates.append(self._budget)
             async with send, anyio.create_task_group() as group:
@@ -602,7 +604,8 @@ class BatchRun:
             self._count(task, error)
             assert self._journal is not None
             if is_final(error):
-                await self._journal.finished(active.job.id, journal_record(task, error, path))
+                record = journal_record(task, error, path)
+                await self._journal.finished(active.job.id, record, polls=active.entry.state.polls)
             self._active.pop(active.job.id, None)
             self._active_changed.set()
             await _deliver(

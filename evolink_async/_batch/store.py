@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -43,7 +43,9 @@ class JobJournal(Protocol):
 
     `begin` (key, fingerprint and upload URLs, before the create is sent),
     `created` (the task id, as soon as it is known), `finished` (the final
-    outcome). Writes are group-committed: each returns once it is durable.
+    outcome, with the task's poll count). Writes are group-committed: each
+    returns once it is durable; the commits also carry samples of the polls
+    sent (`count_polls`).
     """
 
     #: Where the journal lives, for messages (never a password).
@@ -94,8 +96,19 @@ class JobJournal(Protocol):
     async def created(self, job_id: str, task_id: str) -> None:
         """Record the task a job created."""
 
-    async def finished(self, job_id: str, outcome: Mapping[str, Any]) -> None:
-        """Record a job's final outcome."""
+    async def finished(
+        self, job_id: str, outcome: Mapping[str, Any], *, polls: int | None = None
+    ) -> None:
+        """Record a job's final outcome, and how many polls read its task (if known)."""
+
+    def count_polls(self, sent: Callable[[], int]) -> None:
+        """
+        Sample `sent()`, the polls this process has sent for the run, from now on.
+
+        Each group commit carries a sample when the count moved; while polls go
+        on and nothing else is written, a sample is committed alone (at most one
+        per `POLL_SAMPLE_EVERY` seconds) without an fsync of its own.
+        """
 
 
 def is_database_url(journal: object) -> bool:
