@@ -19,7 +19,7 @@ import functools
 import itertools
 import json
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar, overload
 
@@ -40,7 +40,16 @@ from ._replies import (
     problem_response,
     rate_limited_reply,
 )
-from ._state import MODEL_PROFILES, MockState, MockStats, MockTask, RecordedRequest, video_bytes
+from ._state import (
+    MODEL_PROFILES,
+    MockState,
+    MockStats,
+    MockTask,
+    RecordedRequest,
+    check_mixture,
+    check_progress,
+    video_bytes,
+)
 from ._tasks import Ledger, TaskRoutes, task_json
 
 __all__ = ["MockEvoLink", "serve_forever"]
@@ -58,8 +67,12 @@ class _Shared(Generic[_T]):
 
     Reading or setting `mock.<name>` reads or sets the state's field of the
     same name. The route groups hold the state, not the mock, so this is
-    what lets a knob changed on a running mock reach them at once.
+    what lets a knob changed on a running mock reach them at once. `check`,
+    when given, validates (and normalises) a value set later.
     """
+
+    def __init__(self, check: Callable[[Any], _T] | None = None) -> None:
+        self._check = check
 
     def __set_name__(self, owner: type[MockEvoLink], name: str) -> None:
         self._name = name
@@ -77,7 +90,7 @@ class _Shared(Generic[_T]):
         return value
 
     def __set__(self, instance: MockEvoLink, value: _T) -> None:
-        setattr(instance._state, self._name, value)
+        setattr(instance._state, self._name, self._check(value) if self._check else value)
 
 
 class MockEvoLink:
@@ -115,11 +128,14 @@ class MockEvoLink:
     `0.5 + 0.5 * duration / 5` (longer videos take longer; the factor is
     clamped to [0.5, 4]) times `time_scale`. The true run time is drawn
     lognormal around that mean: `mean * exp(N(0, duration_sigma) -
-    duration_sigma**2 / 2)`, whose expectation is the mean. The first 5-15 %
-    of it is spent `pending`, the rest `processing` (progress in uneven
-    steps), then the task ends. The reported `estimated_time` is `mean *
-    eta_bias`, present in every state unless `report_estimated_time=False`.
-    State is computed on each read from the loop clock: no timers.
+    duration_sigma**2 / 2)`, whose expectation is the mean; with
+    `duration_mixture` the mean is first multiplied by one component's
+    factor, drawn by weight. The first 5-15 % of it is spent `pending`, the
+    rest `processing` (progress as `progress` says), then the task ends. The
+    reported `estimated_time` is `mean * eta_bias` (the mean before any
+    mixture factor: the server does not know which component a task drew),
+    present in every state unless `report_estimated_time=False`. State is
+    computed on each read from the loop clock: no timers.
 
     **Outcomes.** A prompt containing `mock:fail=<code>` makes the task fail
     with that error code (e.g. `mock:fail=content_policy_violation`);
@@ -149,6 +165,19 @@ class MockEvoLink:
             for a different run each time. Task ids also hold the wall-clock
             epoch, as the API's do.
         duration_sigma: spread of the lognormal run time (0 = exact).
+        duration_mixture: None (one lognormal), or (weight, factor) pairs:
+            each task's mean is multiplied by the factor of one pair, drawn
+            with probability weight / sum of weights, and spread by
+            `duration_sigma` around it; e.g. `((0.8, 0.6), (0.2, 2.5))`: 80 %
+            of tasks run 0.6x the model's mean, 20 % 2.5x. Weights and
+            factors must be > 0. Settable later (new tasks only).
+        progress: how `progress` moves while a task is processing:
+            `"steps"` (default) uneven coarse steps, 3-8 per task;
+            `"linear"` floor(100 x the share of the processing window
+            elapsed); `"none"` 0 until the task ends. Every mode reports 0
+            while pending and 100 once completed; the mode draws the same
+            numbers from `seed` as the others, so run times do not change
+            with it. Settable later (new tasks only).
         eta_bias: reported `estimated_time` = true mean x eta_bias.
         estimated_times: model id -> base estimated time (unscaled seconds),
             merged over the defaults (seedance 165, seedance-fast 90,
@@ -180,6 +209,8 @@ class MockEvoLink:
     # the ones only this class reads (`api_key`, `faults`, `host`) stay here.
     time_scale = _Shared[float]()
     duration_sigma = _Shared[float]()
+    duration_mixture = _Shared[tuple[tuple[float, float], ...] | None](check_mixture)
+    progress = _Shared[str](check_progress)
     eta_bias = _Shared[float]()
     report_estimated_time = _Shared[bool]()
     failure_rate = _Shared[float]()
@@ -198,6 +229,8 @@ class MockEvoLink:
         time_scale: float = 1.0,
         seed: int | None = 0,
         duration_sigma: float = 0.3,
+        duration_mixture: Sequence[tuple[float, float]] | None = None,
+        progress: str = "steps",
         eta_bias: float = 1.0,
         estimated_times: Mapping[str, float] | None = None,
         report_estimated_time: bool = True,
@@ -249,6 +282,8 @@ class MockEvoLink:
         state = MockState(
             time_scale=time_scale,
             duration_sigma=duration_sigma,
+            duration_mixture=check_mixture(duration_mixture),
+            progress=check_progress(progress),
             eta_bias=eta_bias,
             report_estimated_time=report_estimated_time,
             failure_rate=failure_rate,

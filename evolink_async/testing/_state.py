@@ -31,6 +31,9 @@ __all__ = [
     "MockTask",
     "ModelProfile",
     "RecordedRequest",
+    "check_mixture",
+    "check_progress",
+    "pick_factor",
     "plan_progress",
     "sniff_image",
     "video_bytes",
@@ -42,6 +45,10 @@ COMPLETED: Final = "completed"
 FAILED: Final = "failed"
 CANCELLED: Final = "cancelled"
 TERMINAL: Final = frozenset({COMPLETED, FAILED, CANCELLED})
+
+#: How a task's progress moves while it runs (`MockEvoLink(progress=...)`):
+#: uneven coarse steps, linear in time, or none at all until the end.
+PROGRESS_MODES: Final = ("steps", "linear", "none")
 
 #: The characters of the random part of task and upload ids.
 ID_ALPHABET: Final = string.ascii_lowercase + string.digits
@@ -110,7 +117,8 @@ class MockTask:
     `failed` or `cancelled`). `duration` is the drawn run time in (scaled)
     seconds; a failed or cancelled task ends part-way through it.
     `estimated_time` is what replies report (scaled mean x `eta_bias`);
-    `body` is the create request's JSON as received.
+    `body` is the create request's JSON as received. `progress_mode` is the
+    mock's `progress` when the task was created (see `progress_at`).
     """
 
     id: str
@@ -132,6 +140,7 @@ class MockTask:
     callback_url: str | None = None
     progress_marks: tuple[float, ...] = ()
     progress_values: tuple[int, ...] = ()
+    progress_mode: str = "steps"
     url_generation: int = 0
     url_expires_at: float = math.inf
 
@@ -145,15 +154,28 @@ class MockTask:
 
     def progress_at(self, now: float) -> int:
         """
-        The progress (0-100) at loop time `now`: 0 while pending, uneven
-        monotonic steps while processing, 100 only once completed; a failed
-        or cancelled task keeps the last step it reached.
+        The progress (0-100) at loop time `now`: 0 while pending, 100 only
+        once completed; while processing, by `progress_mode`: `"steps"`
+        uneven monotonic steps, `"linear"` floor(100 x the elapsed share of
+        the processing window), `"none"` 0. A failed or cancelled task keeps
+        what it reached when it ended.
         """
         if now < self.started_at:
             return 0
-        if now >= self.finishes_at:
-            if self.final_status == COMPLETED:
-                return 100
+        ended = now >= self.finishes_at
+        if ended and self.final_status == COMPLETED:
+            return 100
+        mode = self.progress_mode
+        if mode == "none":
+            return 0
+        if mode == "linear":
+            # The window is the planned one (creation + run time), so a task
+            # that fails part-way stops where the line had got to.
+            window = self.created_at + self.duration - self.started_at
+            at = min(now, self.finishes_at)
+            fraction = (at - self.started_at) / window if window > 0 else 1.0
+            return min(99, max(0, math.floor(100.0 * fraction)))
+        if ended:
             return self.progress_values[-1] if self.progress_values else 0
         window = self.finishes_at - self.started_at
         fraction = (now - self.started_at) / window if window > 0 else 1.0
@@ -285,6 +307,8 @@ class MockState:
 
     time_scale: float
     duration_sigma: float
+    duration_mixture: tuple[tuple[float, float], ...] | None = None
+    progress: str = "steps"
     eta_bias: float
     report_estimated_time: bool
     failure_rate: float
@@ -320,6 +344,59 @@ class MockState:
             f"{task_id}:{generation}".encode(), key=self.url_key, digest_size=8
         )
         return digest.hexdigest()
+
+
+def check_progress(value: object) -> str:
+    """`value` as a `progress` mode; ValueError unless one of `PROGRESS_MODES`."""
+    if not isinstance(value, str) or value not in PROGRESS_MODES:
+        modes = ", ".join(repr(mode) for mode in PROGRESS_MODES)
+        raise ValueError(f"progress must be one of {modes}, got {value!r}")
+    return value
+
+
+def check_mixture(value: object) -> tuple[tuple[float, float], ...] | None:
+    """
+    `value` as a `duration_mixture`: None, or (weight, factor) pairs with
+    the weights scaled to sum to 1.
+
+    Raises:
+        ValueError: not a non-empty sequence of pairs of finite numbers,
+            or a weight or factor not > 0.
+    """
+    if value is None:
+        return None
+    shape = "duration_mixture must be a non-empty sequence of (weight, factor) pairs"
+    if isinstance(value, str | bytes) or not isinstance(value, tuple | list) or not value:
+        raise ValueError(f"{shape}, got {value!r}")
+    pairs: list[tuple[float, float]] = []
+    for pair in value:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ValueError(f"{shape}, got the item {pair!r}")
+        for number in pair:
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not math.isfinite(number)
+            ):
+                raise ValueError(f"{shape} of finite numbers, got the item {pair!r}")
+        weight, factor = float(pair[0]), float(pair[1])
+        if not weight > 0 or not factor > 0:
+            raise ValueError(
+                f"duration_mixture weights and factors must be > 0, got the item {pair!r}"
+            )
+        pairs.append((weight, factor))
+    total = sum(weight for weight, _ in pairs)
+    return tuple((weight / total, factor) for weight, factor in pairs)
+
+
+def pick_factor(roll: float, mixture: tuple[tuple[float, float], ...]) -> float:
+    """The factor of the mixture component a uniform `roll` in [0, 1) falls in."""
+    running = 0.0
+    for weight, factor in mixture:
+        running += weight
+        if roll < running:
+            return factor
+    return mixture[-1][1]  # rounding left the roll past the last weight
 
 
 def plan_progress(

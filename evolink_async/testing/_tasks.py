@@ -37,6 +37,7 @@ from ._state import (
     TERMINAL,
     MockState,
     MockTask,
+    pick_factor,
     plan_progress,
 )
 
@@ -196,7 +197,11 @@ def plan_task(
         factor = min(max(0.5 + 0.5 * video_duration / DEFAULT_VIDEO_SECONDS, 0.5), 4.0)
     mean = base * factor * state.time_scale
     sigma = state.duration_sigma
-    run_time = mean * math.exp(rng.gauss(0.0, sigma) - sigma * sigma / 2) if sigma else mean
+    centre = mean
+    if state.duration_mixture is not None:
+        # One more draw only with a mixture: the default stream stays as it was.
+        centre = mean * pick_factor(rng.random(), state.duration_mixture)
+    run_time = centre * math.exp(rng.gauss(0.0, sigma) - sigma * sigma / 2) if sigma else centre
     started_at = now + run_time * rng.uniform(*QUEUE_SHARE)
     end_share = rng.uniform(*EARLY_END_SHARE)
     failure_roll = rng.random()
@@ -215,6 +220,7 @@ def plan_task(
     finishes_at = now + run_time
     if final_status != COMPLETED:
         finishes_at = started_at + (finishes_at - started_at) * end_share
+    # Drawn in every progress mode, so a mode never shifts later tasks' draws.
     marks, values = plan_progress(rng, completes=final_status == COMPLETED)
 
     callback_url = body.get("callback_url")
@@ -248,6 +254,7 @@ def plan_task(
         callback_url=callback_url if isinstance(callback_url, str) else None,
         progress_marks=marks,
         progress_values=values,
+        progress_mode=state.progress,
         url_expires_at=(
             finishes_at + state.result_ttl * state.time_scale
             if final_status == COMPLETED
