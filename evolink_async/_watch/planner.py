@@ -83,17 +83,21 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 
 import attrs
 
 from .._numbers import finite_number
+from .calibration import Calibration, Finished
 from .policy import PollPolicy
 
 __all__ = [
     "PollState",
     "estimated_duration",
+    "finished",
     "next_poll_at",
     "observe",
+    "progress_predictions",
     "start",
 ]
 
@@ -113,6 +117,9 @@ _TINY = sys.float_info.min
 # under the default 10% jitter, for a fixed, small cost per call.
 _SOLVE_STEPS = 8
 _SQRT2 = math.sqrt(2.0)
+# Half-width, in spreads, of the central 95 % of a normal: the "likely"
+# durations of a lognormal posterior (see `PollPolicy.latency_target`).
+_LIKELY_SPREADS = 1.96
 # The lowest `pressure` next_poll_at plans with (a guard against 0, not tuning).
 _MIN_PRESSURE = 1e-6
 
@@ -141,6 +148,12 @@ class PollState:
             showed less than `progress`.
         reached_by: Seconds after `started_at` of the first poll that showed
             `progress`.
+        first_progress: The first progress level above 0 seen (0: none yet).
+        first_after: Seconds after `started_at` of the last poll before it.
+        first_seen: Seconds after `started_at` of the poll that showed it.
+        second_progress: The second progress level seen (0: none yet).
+        second_line: The finish the line through the first two levels
+            pointed at, in seconds after `started_at` (0: none).
     """
 
     started_at: float
@@ -151,6 +164,11 @@ class PollState:
     progress: int = 0
     reached_after: float = 0.0
     reached_by: float = 0.0
+    first_progress: int = 0
+    first_after: float = 0.0
+    first_seen: float = 0.0
+    second_progress: int = 0
+    second_line: float = 0.0
 
 
 def _usable_estimate(value: object) -> float | None:
@@ -220,6 +238,12 @@ def observe(
     estimate = _usable_estimate(estimated_time)
     gap = at - state.last_poll
     reached_after, reached_by = state.reached_after, state.reached_by
+    first_progress, first_after, first_seen = (
+        state.first_progress,
+        state.first_after,
+        state.first_seen,
+    )
+    second_progress, second_line = state.second_progress, state.second_line
     if level > state.progress:
         # Level `level` was reached after the previous poll and by this one.
         elapsed = at - state.started_at
@@ -227,6 +251,12 @@ def observe(
         reached_by = elapsed if math.isfinite(elapsed) and elapsed > 0.0 else 0.0
         before = before if math.isfinite(before) and before > 0.0 else 0.0
         reached_after = min(before, reached_by)
+        if level < 100:
+            if not first_progress:
+                first_progress, first_after, first_seen = level, reached_after, reached_by
+            elif not second_progress:
+                second_progress = level
+                second_line = _line(first_progress, first_seen, level, reached_by) or 0.0
     return PollState(
         started_at=state.started_at,
         estimate=state.estimate if estimate is None else estimate,
@@ -236,6 +266,11 @@ def observe(
         progress=max(level, state.progress),
         reached_after=reached_after,
         reached_by=reached_by,
+        first_progress=first_progress,
+        first_after=first_after,
+        first_seen=first_seen,
+        second_progress=second_progress,
+        second_line=second_line,
     )
 
 
@@ -247,24 +282,24 @@ def _estimate(policy: PollPolicy, state: PollState) -> float:
     return policy.default_estimate if estimate is None else estimate
 
 
-def _posterior(policy: PollPolicy, state: PollState, *, stall: bool = True) -> tuple[float, float]:
+def _level_prediction(
+    state: PollState, *, stall: bool = True
+) -> tuple[float, float, bool] | None:
     """
-    Median of the log-duration and its log-spread, from estimate and progress
-    (and, with `stall`, from polls that showed no new progress).
+    The duration progress implies from its highest level and the polls that
+    bracket when it was reached (or, in a stall, the bracket the stall
+    leaves), as (log-duration, the bracket's own log-variance, whether it
+    is a stall); None without progress.
     """
-    mu = math.log(_estimate(policy, state))
-    variance = policy.estimate_spread * policy.estimate_spread
     share = min(state.progress, 100) / 100.0
     low = max(0.0, min(state.reached_after, state.reached_by))
     high = max(state.reached_after, state.reached_by)
     reached = 0.5 * low + 0.5 * high  # (low + high) / 2 could overflow
-    if not (share > 0.0 and reached > 0.0 and math.isfinite(reached)):
-        return mu, max(_MIN_SPREAD, math.sqrt(variance))
+    if not (0.0 < share < 1.0 and reached > 0.0 and math.isfinite(reached)):
+        return None
     # The bracket's half-width in log units is ~(high - low) / (high + low); a
     # uniform spread over it has variance (2 * half)^2 / 12.
     half = (high - low) / (high + low)
-    noise = policy.progress_noise * (1.0 - share)
-    floor = policy.progress_noise_floor
     mu_seen = math.log(reached) - math.log(share)
     # A stall: polls after `reached_by` still showed this level. At the last
     # of them (`since` after the start) the share done was at least this
@@ -274,10 +309,128 @@ def _posterior(policy: PollPolicy, state: PollState, *, stall: bool = True) -> t
     # that jumped early and then stalled is not polled as if it were about to
     # finish.
     since = state.last_poll - state.started_at
-    if stall and share < 1.0 and math.isfinite(since) and since * share > high:
+    stalled = stall and math.isfinite(since) and since * share > high
+    if stalled:
         mu_seen = math.log(since) - 0.5 * math.log(share)
         half = -0.5 * math.log(share)
-    seen = half * half / 3.0 + noise * noise + floor * floor + _MIN_SPREAD * _MIN_SPREAD
+    return mu_seen, half * half / 3.0, stalled
+
+
+def _line(first: int, seen: float, latest: int, reached: float) -> float | None:
+    """
+    Where the line through progress `first` read at `seen` and `latest` read
+    at `reached` (seconds after the start) reaches 100, or None.
+    """
+    if not (0 < first < latest < 100 and 0.0 < seen < reached and math.isfinite(reached)):
+        return None
+    finish = reached + (100 - latest) * (reached - seen) / (latest - first)
+    return finish if finish > 0.0 and math.isfinite(finish) else None
+
+
+def _line_prediction(state: PollState) -> float | None:
+    """
+    The finish the line through the first and the latest progress readings
+    points at (seconds after the start), or None without two readings.
+    """
+    return _line(state.first_progress, state.first_seen, state.progress, state.reached_by)
+
+
+def progress_predictions(
+    state: PollState,
+) -> tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]:
+    """
+    The task's duration as progress predicted it, two ways: from its level
+    and when it was reached, and from the line through two readings; each
+    as made early (at the first readings) and now. Each prediction is
+    (seconds, share still to go); `Calibrator` scores them against the real
+    duration once the task finishes.
+    """
+    levels: list[tuple[float, float]] = []
+    lines: list[tuple[float, float]] = []
+    first = state.first_progress
+    if 0 < first < state.progress:
+        reached = 0.5 * state.first_after + 0.5 * state.first_seen
+        if reached > 0.0:
+            levels.append((reached * 100.0 / first, 1.0 - first / 100.0))
+    if state.second_line > 0.0 and state.second_progress < state.progress:
+        lines.append((state.second_line, 1.0 - state.second_progress / 100.0))
+    to_go = 1.0 - min(state.progress, 100) / 100.0
+    level = _level_prediction(state)
+    if level is not None:
+        levels.append((_exp(level[0]), to_go))
+    line = _line_prediction(state)
+    if line is not None:
+        lines.append((line, to_go))
+    return tuple(levels), tuple(lines)
+
+
+def finished(state: PollState, *, at: float) -> Finished | None:
+    """
+    What a task that was just seen completed at `at` teaches a `Calibrator`
+    (`state` as before that poll), or None when its polls bracket the finish
+    too loosely to say how long it ran.
+    """
+    low = state.last_poll - state.started_at if state.polls else 0.0
+    high = at - state.started_at
+    if not (0.0 < high < math.inf) or not low >= 0.5 * high:
+        return None
+    duration = 0.5 * low + 0.5 * high
+    level, line = progress_predictions(state)
+    return Finished(
+        estimate=_estimate_of(state),
+        duration=duration,
+        moved=0 < state.progress < 100,
+        flat=state.progress == 0 and state.polls > 0 and low > 0.5 * duration,
+        level=level,
+        line=line,
+    )
+
+
+def _estimate_of(state: PollState) -> float:
+    estimate = _usable_estimate(state.estimate)
+    return math.nan if estimate is None else estimate
+
+
+def _posterior(
+    policy: PollPolicy,
+    state: PollState,
+    calibration: Calibration | None,
+    *,
+    stall: bool = True,
+) -> tuple[float, float, bool]:
+    """
+    Median of the log-duration, its log-spread, and whether progress was
+    used: from the (calibrated) estimate and progress (and, with `stall`,
+    from polls that showed no new progress).
+    """
+    mu = math.log(_estimate(policy, state))
+    spread = policy.estimate_spread
+    if calibration is not None:
+        mu += calibration.shift
+        spread = calibration.spread
+    variance = spread * spread
+    if calibration is not None and calibration.flat:
+        return mu, max(_MIN_SPREAD, spread), False
+    level = _level_prediction(state, stall=stall)
+    if level is None:
+        return mu, max(_MIN_SPREAD, spread), False
+    share = min(state.progress, 100) / 100.0
+    to_go = 1.0 - share
+    mu_seen, bracket, stalled = level
+    scored = calibration.level_score(to_go) if calibration is not None else None
+    if scored is None:
+        noise = policy.progress_noise * to_go
+        seen = bracket + noise * noise + policy.progress_noise_floor**2
+    else:
+        mu_seen += scored.bias
+        seen = bracket + scored.noise * scored.noise
+    line = calibration.line_score(to_go) if calibration is not None else None
+    if line is not None and (scored is None or line.noise < scored.noise):
+        finish = None if stalled else _line_prediction(state)
+        if finish is not None:
+            mu_seen = math.log(finish) + line.bias
+            seen = line.noise * line.noise
+    seen += _MIN_SPREAD * _MIN_SPREAD
     # Prior-data conflict: when the two disagree by more than
     # `conflict_threshold` combined spreads, the estimate is the likelier
     # culprit ("can be wildly wrong"): widen its spread until they do not.
@@ -285,17 +438,19 @@ def _posterior(policy: PollPolicy, state: PollState, *, stall: bool = True) -> t
     variance = max(variance, limit * limit - seen)
     mu = (mu * seen + mu_seen * variance) / (variance + seen)
     variance = variance * seen / (variance + seen)
-    return mu, max(_MIN_SPREAD, math.sqrt(variance))
+    return mu, max(_MIN_SPREAD, math.sqrt(variance)), True
 
 
-def estimated_duration(policy: PollPolicy, state: PollState) -> float:
+def estimated_duration(
+    policy: PollPolicy, state: PollState, calibration: Calibration | None = None
+) -> float:
     """
     The planner's current median estimate of the task's total duration (seconds).
 
-    The server's estimate blended with what progress has shown so far; finite
-    and positive.
+    The server's estimate (corrected by `calibration`, when given) blended
+    with what progress has shown so far; finite and positive.
     """
-    return _exp(_posterior(policy, state)[0])
+    return _exp(_posterior(policy, state, calibration)[0])
 
 
 def _survival(log_t: float, mu: float, sigma: float) -> float:
@@ -307,21 +462,25 @@ def _keller_interval(
     policy: PollPolicy,
     *,
     elapsed: float,
-    mu: float,
-    sigma: float,
+    survival: Callable[[float], float],
     scale: float,
     low: float,
     high: float,
     pressure: float,
 ) -> float:
-    """The smallest d in [low, high] with lambda * d * P(done by +d | running) / 2 >= 1."""
-    lam = pressure * policy.latency_weight / max(_TINY, min(scale, _exp(mu)))
-    alive = _survival(math.log(elapsed), mu, sigma)
+    """
+    The smallest d in [low, high] with lambda * d * P(done by +d | running) / 2 >= 1.
+
+    `survival(log t)` is P(T > t); `scale` the duration one unit of
+    `latency_weight` stands for.
+    """
+    lam = pressure * policy.latency_weight / max(_TINY, scale)
+    alive = survival(math.log(elapsed))
     if not alive > 0.0:
         return high
 
     def excess(d: float) -> float:
-        done = 1.0 - _survival(math.log(elapsed + d), mu, sigma) / alive
+        done = 1.0 - survival(math.log(elapsed + d)) / alive
         return lam * d * done * 0.5 - 1.0
 
     if not excess(high) >= 0.0:
@@ -339,7 +498,13 @@ def _keller_interval(
 
 
 def next_poll_at(
-    policy: PollPolicy, state: PollState, *, now: float, u: float, pressure: float = 1.0
+    policy: PollPolicy,
+    state: PollState,
+    *,
+    now: float,
+    u: float,
+    pressure: float = 1.0,
+    calibration: Calibration | None = None,
 ) -> float:
     """
     The clock time at which to poll the task next.
@@ -359,6 +524,10 @@ def next_poll_at(
             than every poll running late. The first poll and the
             `max_interval` ceiling move out by 1 / sqrt(pressure), as Keller
             intervals do.
+        calibration: What the model's finished tasks taught
+            (`Calibrator.get`): the estimate's real bias and spread, the
+            shape of the durations, whether and how well progress informs.
+            None plans from the policy alone.
 
     Returns:
         A finite time within [`min_interval`, `max_interval` / sqrt(pressure)]
@@ -377,30 +546,26 @@ def next_poll_at(
     if not math.isfinite(anchor):
         anchor = now if math.isfinite(now) else 0.0
     started = state.started_at if math.isfinite(state.started_at) else anchor
+    estimate = _estimate(policy, state)
+    if calibration is not None:
+        estimate *= _exp(calibration.shift)
 
-    if state.polls <= 0:
-        interval = policy.first_poll_fraction * _estimate(policy, state)
+    if state.polls <= 0 and (calibration is None or not calibration.flat):
+        # The first poll comes early, to see progress while it can help.
+        interval = policy.first_poll_fraction * estimate
         if pressure < 1.0:
             interval /= math.sqrt(pressure)
     else:
-        # Overdue is judged without the stall bracket, which moves with the
-        # clock: a task stuck for good must still come to back off.
-        mu, sigma = _posterior(policy, state, stall=False)
-        elapsed = max(anchor - started, _exp(mu) * _MIN_FRACTION, _TINY)
-        if math.log(elapsed) > mu + policy.overdue_spread * sigma:
-            interval = state.gap * policy.backoff
-        else:
-            mu, sigma = _posterior(policy, state)
-            interval = _keller_interval(
-                policy,
-                elapsed=elapsed,
-                mu=mu,
-                sigma=sigma,
-                scale=_estimate(policy, state),
-                low=low,
-                high=high,
-                pressure=pressure,
-            )
+        interval = _planned_interval(
+            policy,
+            state,
+            calibration,
+            elapsed=anchor - started,
+            scale=estimate,
+            low=low,
+            high=high,
+            pressure=pressure,
+        )
     if not math.isfinite(interval):
         interval = high
     interval = min(high, max(low, interval))
@@ -415,3 +580,55 @@ def next_poll_at(
     if math.isfinite(now) and not when >= now:
         when = now
     return when
+
+
+def _planned_interval(
+    policy: PollPolicy,
+    state: PollState,
+    calibration: Calibration | None,
+    *,
+    elapsed: float,
+    scale: float,
+    low: float,
+    high: float,
+    pressure: float,
+) -> float:
+    """The Keller interval from `elapsed`, or the overdue backoff."""
+    # Overdue is judged without the stall bracket, which moves with the
+    # clock: a task stuck for good must still come to back off.
+    mu, sigma, informed = _posterior(policy, state, calibration, stall=False)
+    elapsed = max(elapsed, _exp(mu) * _MIN_FRACTION, _TINY)
+    log_elapsed = math.log(elapsed)
+    histogram = calibration if calibration is not None and calibration.cdf is not None else None
+    if histogram is not None and not informed:
+        # No progress to go by: plan from the durations the model's tasks
+        # really had, whatever their shape (two populations stay two).
+        log_estimate = math.log(_estimate(policy, state))
+
+        def survival(log_t: float) -> float:
+            return histogram.survival(log_t - log_estimate)
+
+        overdue = survival(log_elapsed) < _survival(policy.overdue_spread, 0.0, 1.0)
+        likely = histogram.is_likely(log_elapsed - log_estimate)
+    else:
+        overdue = log_elapsed > mu + policy.overdue_spread * sigma
+        mu, sigma, _ = _posterior(policy, state, calibration)
+        likely = abs(log_elapsed - mu) <= _LIKELY_SPREADS * sigma
+
+        def survival(log_t: float) -> float:
+            return _survival(log_t, mu, sigma)
+
+    if overdue:
+        return state.gap * policy.backoff if state.polls else high
+    scale = min(scale, _exp(mu))
+    if likely:
+        high = max(low, min(high, policy.latency_target * scale))
+    return _keller_interval(
+        policy,
+        elapsed=elapsed,
+        survival=survival,
+        scale=scale,
+        low=low,
+        high=high,
+        pressure=pressure,
+    )

@@ -95,6 +95,10 @@ class PollPolicy:
         latency_weight: How many polls one estimated duration of detection
             delay is worth (> 0). Higher polls more often around the expected
             finish, lower saves polls.
+        latency_target: Where a task is likely to finish (the durations that
+            hold 95 % of its chances), polls are at most this fraction of its
+            estimated duration apart (> 0, <= 1), so that the 95th-percentile
+            detection delay stays near it when the spread is wide.
         overdue_spread: A task is overdue once it runs this many log-spreads
             past its estimated finish (>= 0); from then on polls back off.
         backoff: Once overdue, each interval is this multiple of the previous
@@ -117,6 +121,7 @@ class PollPolicy:
     progress_noise_floor: float = attrs.field(default=0.1, validator=_non_negative)
     conflict_threshold: float = attrs.field(default=1.5, validator=_positive)
     latency_weight: float = attrs.field(default=180.0, validator=_positive)
+    latency_target: float = attrs.field(default=0.08, validator=_share)
     overdue_spread: float = attrs.field(default=2.0, validator=_non_negative)
     backoff: float = attrs.field(default=1.5, validator=_at_least_one)
 

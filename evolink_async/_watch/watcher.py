@@ -50,9 +50,10 @@ import contextvars
 import heapq
 import inspect
 import logging
+import math
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -80,6 +81,7 @@ from .._telemetry import GLOBAL, Telemetry, mark_failed
 from .._values import Task, TaskStatus
 from . import planner
 from .budget import LATE_FRACTION, PollGate, Pressure, Slowdown, TokenBucket
+from .calibration import MAX_MODELS, Calibration, Calibrator, Finished
 from .entry import Listener, WatchEntry
 from .policy import PollPolicy
 
@@ -92,6 +94,12 @@ BATCH_LIMIT: Final = 50
 #: Consecutive unreadable replies for one task before its waits end with the
 #: error: a gateway that keeps sending garbage is not going to get better.
 MAX_MALFORMED: Final = 5
+#: When a model's calibration moves by more than this (log units of its
+#: duration's bias or spread), its waiting tasks are planned again.
+REPLAN_SHIFT: Final = 0.2
+#: Queued re-plans done after each finished task: spread out, so a client
+#: watching 100,000 tasks never stalls its event loop re-planning them.
+REPLANS_PER_POLL: Final = 256
 #: Callback hints remembered for ids nobody watches yet (a callback can beat
 #: the `wait` call that would register the id).
 MAX_HINTS: Final = 10_000
@@ -140,6 +148,12 @@ class Watcher:
         #: Requests sent by the watcher (single and batch), for stats.
         self.polls_sent = 0
         self._pressure = Pressure()
+        #: What finished tasks taught, per model (see `calibration.py`).
+        self.calibrator = Calibrator(policy.estimate_spread)
+        # The calibration each model's tasks were last planned with, and the
+        # ids still to re-plan after it moved.
+        self._planned_with: dict[str, Calibration] = {}
+        self._replans: deque[str] = deque()
 
     # -- public-ish API ------------------------------------------------------
 
@@ -306,13 +320,7 @@ class Watcher:
                 entry.done = True
                 del self._entries[task_id]
                 return entry
-            due = (
-                now
-                if hinted
-                else planner.next_poll_at(
-                    policy, state, now=now, u=self._u(), pressure=self._pressure.value
-                )
-            )
+            due = now if hinted else self._plan(entry, now)
         else:
             entry.needs_origin = started_at is None
             due = now
@@ -575,6 +583,8 @@ class Watcher:
             entry.state = planner.start(
                 policy, started_at=_origin(task, now), estimated_time=task.estimated_time
             )
+        if task.status is TaskStatus.COMPLETED:
+            self._learn(task.model, planner.finished(entry.state, at=now))
         entry.state = planner.observe(
             entry.state,
             at=now,
@@ -586,19 +596,71 @@ class Watcher:
         entry.latest = task
         if task.is_terminal:
             self._finish(entry)
+            self._replan_some()
             return
         if previous is None or (previous.status, previous.progress) != (
             task.status,
             task.progress,
         ):
             self._notify(entry)
-        due = planner.next_poll_at(
-            policy, entry.state, now=now, u=self._u(), pressure=self._pressure.value
-        )
+        due = self._plan(entry, now)
         if entry.hinted:
             entry.hinted = False
             due = min(due, now + policy.min_interval)
         self._schedule(entry, due)
+
+    # -- planning and calibration ---------------------------------------------
+
+    def _plan(self, entry: WatchEntry, now: float) -> float:
+        """When to poll `entry` next, by the planner, with its model's calibration."""
+        latest = entry.latest
+        return planner.next_poll_at(
+            self.policy,
+            entry.state,
+            now=now,
+            u=self._u(),
+            pressure=self._pressure.value,
+            calibration=self.calibrator.get(latest.model if latest is not None else None),
+        )
+
+    def _learn(self, model: str | None, finished: Finished | None) -> None:
+        """
+        Teach the calibrator a completed task; when the model's calibration
+        moved far from what its waiting tasks were planned with, queue them
+        to be planned again (a few per poll, see `_replan_some`).
+        """
+        if model is None or finished is None:
+            return
+        self.calibrator.learn(model, finished)
+        calibration = self.calibrator.get(model)
+        assert calibration is not None
+        before = self._planned_with.get(model)
+        if before is None:
+            # Until now the model's tasks were planned from the policy alone.
+            before = Calibration(spread=self.policy.estimate_spread)
+        if not _moved(before, calibration):
+            return
+        self._planned_with.pop(model, None)
+        self._planned_with[model] = calibration
+        while len(self._planned_with) > MAX_MODELS:
+            del self._planned_with[next(iter(self._planned_with))]
+        self._replans.extend(
+            task_id
+            for task_id, entry in self._entries.items()
+            if entry.latest is not None and entry.latest.model == model
+        )
+
+    def _replan_some(self) -> None:
+        """Plan a few queued entries again with their model's new calibration."""
+        replans = self._replans
+        now = self._now()
+        for _ in range(min(len(replans), REPLANS_PER_POLL)):
+            entry = self._entries.get(replans.popleft())
+            if entry is None or entry.polling or entry.seq <= 0 or entry.hinted:
+                continue
+            due = self._plan(entry, now)
+            if due != entry.due:
+                self._schedule(entry, max(now, due))
 
     def _failed_poll(self, batch: list[WatchEntry], exc: EvoLinkError) -> None:
         now = self._now()
@@ -637,6 +699,16 @@ class Watcher:
             # poll again after `max_interval`, never sooner than the floor.
             wait = policy.max_interval if wait is None else min(policy.max_interval, wait)
             self._schedule(entry, now + max(policy.min_interval, wait))
+
+
+def _moved(before: Calibration, after: Calibration) -> bool:
+    """Whether a model's calibration changed enough to plan its tasks again."""
+    return (
+        abs(after.shift - before.shift) > REPLAN_SHIFT
+        or abs(math.log(after.spread / before.spread)) > REPLAN_SHIFT
+        or (after.cdf is None) != (before.cdf is None)
+        or after.flat != before.flat
+    )
 
 
 def _unreadable(exc: Exception) -> MalformedReplyError:

@@ -1,0 +1,364 @@
+"""
+Learning from finished tasks: how a model's real durations compare with the
+`estimated_time` the server reports, and whether its progress says anything.
+
+Pure and clock-free like the planner: `Calibrator.learn` takes what one
+finished task showed (its estimate, how long it really ran, what the planner
+saw of its progress) and `Calibrator.get` returns the frozen `Calibration`
+the planner plans the model's next tasks with. Memory is bounded: a few
+numbers and a small histogram per model, for at most `MAX_MODELS` models.
+
+What is learned, per model:
+
+- **Duration.** The log-ratio ``x = log(actual / estimate)`` as an
+  exponentially weighted mean and variance over the last `WINDOW` tasks,
+  starting from a prior of `PRIOR_WEIGHT` pseudo-tasks at ``x = 0`` (the
+  estimate is right) with the policy's `estimate_spread`. One task moves the
+  mean by at most ``CAP`` spreads over the weight, so an outlier cannot
+  throw it. The same samples fill a histogram of ``x`` (bins of `BIN` log
+  units over ``±RANGE``), which keeps a bimodal population bimodal: the
+  planner plans from it whenever progress does not inform.
+- **Progress.** A finished task whose progress moved before the end (a value
+  strictly between 0 and 100) is evidence that progress informs; one seen
+  running past half its duration still at 0 is evidence that it does not.
+  A model is *flat* once flat evidence outweighs moving evidence
+  `FLAT_ODDS` to 1 (and at least `MIN_FLAT` tasks showed it): its progress
+  is then ignored.
+- **How good progress is.** For each finished task, the planner's two
+  progress predictions (`planner.progress_predictions`: from the progress
+  level and when it was reached, and from the line through two progress
+  readings), as made early (at the first readings) and last (at the poll
+  before the finish), are scored against the real duration: the log error,
+  kept apart by the share still to go when the prediction was made
+  (`TO_GO_BINS` bins). Per bin, their weighted mean (a bias) and root mean
+  square (the noise) replace the policy's fixed `progress_noise` once
+  `MIN_SAMPLES` tasks scored them.
+
+The real duration is known to lie between the last poll that saw the task
+running and the one that saw it finished; the middle of that bracket stands
+in for it. Only completed tasks teach: failed and cancelled ones end early.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Final
+
+import attrs
+
+__all__ = [
+    "BIN",
+    "LIKELY",
+    "MAX_MODELS",
+    "RANGE",
+    "TO_GO_BINS",
+    "WINDOW",
+    "Calibration",
+    "Calibrator",
+    "ErrorStats",
+    "Finished",
+]
+
+#: Tasks a model's statistics remember (exponential weighting), so a model
+#: that changes speed is followed.
+WINDOW: Final = 200
+#: Pseudo-tasks of the prior (estimate right, policy spread).
+PRIOR_WEIGHT: Final = 3.0
+#: One task moves the mean by at most this many spreads times its weight.
+CAP: Final = 3.0
+#: Histogram bin width and half-range, in log units of actual / estimate
+#: (0.15 is about 16 %; +-3 is a factor of 20 either way).
+BIN: Final = 0.15
+RANGE: Final = 3.0
+_BINS: Final = round(2 * RANGE / BIN)
+#: The share of durations the likeliest histogram bins must hold to be
+#: "likely": where the planner keeps polls close together.
+LIKELY: Final = 0.95
+#: Real tasks needed before the histogram, or a progress score, is used.
+MIN_SAMPLES: Final = 5
+#: Flat evidence must outweigh moving evidence this many times, from at
+#: least MIN_FLAT tasks, before a model's progress is ignored.
+FLAT_ODDS: Final = 4.0
+MIN_FLAT: Final = 3
+#: Models remembered; the least recently used is forgotten first.
+MAX_MODELS: Final = 64
+#: A progress prediction's scored error is clipped to this (log units), so
+#: one absurd prediction does not drown the rest.
+MAX_ERROR: Final = 3.0
+#: The least noise a progress score claims (log units): the real duration
+#: it is scored against is itself only known to between two polls.
+MIN_NOISE: Final = 0.01
+#: Progress scores are kept apart by the share still to go, in this many
+#: equal bins: a prediction at 10 % is worse than one at 90 %.
+TO_GO_BINS: Final = 4
+
+
+@attrs.frozen(slots=True)
+class ErrorStats:
+    """
+    How one kind of progress prediction did at one share to go: the log
+    error's weight (tasks, decayed), mean (`bias`) and spread (`noise`).
+    """
+
+    weight: float
+    bias: float
+    noise: float
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Calibration:
+    """
+    What the planner knows of a model from its finished tasks.
+
+    Attributes:
+        shift: Mean of ``log(actual / estimate)``: plan from
+            ``estimate * exp(shift)``.
+        spread: Log-standard-deviation of the duration around that.
+        cdf: Cumulative shares of ``log(actual / estimate)`` at the histogram
+            bin edges (``-RANGE``, ``-RANGE + BIN``, ... ``RANGE``), or None
+            while too few tasks finished.
+        likely: Per histogram bin, whether it is among the likeliest bins
+            that together hold `LIKELY` of the durations (empty without a
+            histogram).
+        flat: The model's progress does not inform: ignore it.
+        level: Scores of the level-and-bracket prediction, one per
+            `TO_GO_BINS` bin of the share still to go (None: too few).
+        line: The same for the two-reading line prediction.
+        samples: Real tasks learned from (decayed).
+    """
+
+    shift: float = 0.0
+    spread: float
+    cdf: tuple[float, ...] | None = None
+    likely: tuple[bool, ...] = ()
+    flat: bool = False
+    level: tuple[ErrorStats | None, ...] = (None,) * TO_GO_BINS
+    line: tuple[ErrorStats | None, ...] = (None,) * TO_GO_BINS
+    samples: float = 0.0
+
+    def is_likely(self, x: float) -> bool:
+        """Whether ``log(actual / estimate) = x`` falls in a likely bin."""
+        if not self.likely:
+            return False
+        return self.likely[min(_BINS - 1, max(0, int((x + RANGE) / BIN)))]
+
+    def level_score(self, to_go: float) -> ErrorStats | None:
+        """The level prediction's score at this share still to go."""
+        return self.level[_to_go_bin(to_go)]
+
+    def line_score(self, to_go: float) -> ErrorStats | None:
+        """The line prediction's score at this share still to go."""
+        return self.line[_to_go_bin(to_go)]
+
+    def survival(self, x: float) -> float:
+        """P(log(actual / estimate) > x) from the histogram (piecewise uniform)."""
+        cdf = self.cdf
+        if cdf is None:  # pragma: no cover -- callers check
+            raise ValueError("no histogram")
+        position = (x + RANGE) / BIN
+        if position <= 0.0:
+            return 1.0 - cdf[0]
+        if position >= _BINS:
+            return 1.0 - cdf[-1]
+        index = int(position)
+        low = cdf[index]
+        return 1.0 - (low + (cdf[index + 1] - low) * (position - index))
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Finished:
+    """
+    What one completed task showed, for `Calibrator.learn`.
+
+    Attributes:
+        estimate: The estimate its plan started from (seconds, > 0).
+        duration: How long it really ran (seconds, > 0).
+        moved: A poll saw its progress strictly between 0 and 100.
+        flat: A poll past half its duration saw it running at progress 0.
+        level: Level-and-bracket predictions of its duration, each with the
+            share still to go when it was made.
+        line: Two-reading line predictions, the same way.
+    """
+
+    estimate: float
+    duration: float
+    moved: bool = False
+    flat: bool = False
+    level: tuple[tuple[float, float], ...] = ()
+    line: tuple[tuple[float, float], ...] = ()
+
+
+def _to_go_bin(to_go: float) -> int:
+    return min(TO_GO_BINS - 1, max(0, int(to_go * TO_GO_BINS)))
+
+
+class _Errors:
+    __slots__ = ("mean", "square", "weight")
+
+    def __init__(self) -> None:
+        self.weight = 0.0
+        self.mean = 0.0
+        self.square = 0.0
+
+    def add(self, error: float) -> None:
+        self.weight = min(self.weight + 1.0, WINDOW)
+        rate = 1.0 / self.weight
+        self.mean += rate * (error - self.mean)
+        self.square += rate * (error * error - self.square)
+
+    def stats(self) -> ErrorStats | None:
+        if self.weight < MIN_SAMPLES:
+            return None
+        variance = self.square - self.mean * self.mean
+        return ErrorStats(self.weight, self.mean, max(MIN_NOISE, math.sqrt(max(variance, 0.0))))
+
+
+class _Model:
+    __slots__ = (
+        "cached",
+        "flat",
+        "histogram",
+        "level",
+        "line",
+        "mean",
+        "moved",
+        "samples",
+        "variance",
+        "weight",
+    )
+
+    def __init__(self, spread: float) -> None:
+        self.weight = PRIOR_WEIGHT
+        self.samples = 0.0
+        self.mean = 0.0
+        self.variance = spread * spread
+        self.histogram = _prior_histogram(spread)
+        self.moved = 0.0
+        self.flat = 0.0
+        self.level = [_Errors() for _ in range(TO_GO_BINS)]
+        self.line = [_Errors() for _ in range(TO_GO_BINS)]
+        self.cached: Calibration | None = None
+
+
+def _normal_cdf(x: float, spread: float) -> float:
+    return 0.5 * math.erfc(-x / (spread * math.sqrt(2.0)))
+
+
+def _prior_histogram(spread: float) -> list[float]:
+    """Bin masses of a normal(0, spread) over the histogram's range."""
+    edges = [-RANGE + i * BIN for i in range(_BINS + 1)]
+    cdf = [_normal_cdf(edge, spread) for edge in edges]
+    masses = [cdf[i + 1] - cdf[i] for i in range(_BINS)]
+    total = sum(masses)
+    return [mass / total for mass in masses]
+
+
+def _score(predicted: float, duration: float) -> float | None:
+    """A prediction's log error, clipped; None if unusable."""
+    if not (predicted > 0.0 and math.isfinite(predicted)):
+        return None
+    error = math.log(duration / predicted)
+    return max(-MAX_ERROR, min(MAX_ERROR, error))
+
+
+class Calibrator:
+    """
+    Running calibrations for the models a watcher has seen finish.
+
+    Args:
+        spread: The prior log-spread of durations around the estimate (the
+            policy's `estimate_spread`).
+    """
+
+    __slots__ = ("_models", "_spread")
+
+    def __init__(self, spread: float) -> None:
+        self._spread = spread
+        self._models: OrderedDict[str, _Model] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def get(self, model: str | None) -> Calibration | None:
+        """The calibration to plan `model`'s tasks with; None before any finished."""
+        if model is None:
+            return None
+        stats = self._models.get(model)
+        if stats is None:
+            return None
+        cached = stats.cached
+        if cached is None:
+            cached = stats.cached = self._calibration(stats)
+        return cached
+
+    def learn(self, model: str | None, finished: Finished) -> None:
+        """Fold one completed task of `model` in."""
+        if model is None:
+            return
+        estimate, duration = finished.estimate, finished.duration
+        if not (estimate > 0.0 and duration > 0.0):
+            return
+        if not (math.isfinite(estimate) and math.isfinite(duration)):
+            return
+        stats = self._models.get(model)
+        if stats is None:
+            stats = self._models[model] = _Model(self._spread)
+            while len(self._models) > MAX_MODELS:
+                self._models.popitem(last=False)
+        else:
+            self._models.move_to_end(model)
+        stats.cached = None
+        x = math.log(duration / estimate)
+        stats.weight = min(stats.weight + 1.0, WINDOW)
+        stats.samples = min(stats.samples + 1.0, WINDOW)
+        rate = 1.0 / stats.weight
+        spread = math.sqrt(stats.variance)
+        capped = min(stats.mean + CAP * spread, max(stats.mean - CAP * spread, x))
+        delta = capped - stats.mean
+        stats.mean += rate * delta
+        stats.variance = (1.0 - rate) * (stats.variance + rate * delta * delta)
+        index = min(_BINS - 1, max(0, int((x + RANGE) / BIN)))
+        histogram = stats.histogram
+        for i in range(_BINS):
+            histogram[i] *= 1.0 - rate
+        histogram[index] += rate
+        keep = 1.0 - 1.0 / WINDOW
+        stats.moved = stats.moved * keep + finished.moved
+        stats.flat = stats.flat * keep + finished.flat
+        for bins, predictions in ((stats.level, finished.level), (stats.line, finished.line)):
+            for predicted, to_go in predictions:
+                error = _score(predicted, duration)
+                if error is not None and 0.0 < to_go <= 1.0:
+                    bins[_to_go_bin(to_go)].add(error)
+
+    def _calibration(self, stats: _Model) -> Calibration:
+        cdf: tuple[float, ...] | None = None
+        likely: tuple[bool, ...] = ()
+        if stats.samples >= MIN_SAMPLES:
+            histogram = stats.histogram
+            running = 0.0
+            edges = [0.0]
+            for mass in histogram:
+                running += mass
+                edges.append(min(1.0, running))
+            cdf = tuple(edges)
+            chosen = [False] * _BINS
+            held = 0.0
+            for index in sorted(range(_BINS), key=histogram.__getitem__, reverse=True):
+                if held >= LIKELY * running:
+                    break
+                chosen[index] = True
+                held += histogram[index]
+            likely = tuple(chosen)
+        flat = stats.flat >= MIN_FLAT and stats.flat > FLAT_ODDS * stats.moved
+        return Calibration(
+            shift=stats.mean,
+            spread=math.sqrt(max(stats.variance, 0.0)),
+            cdf=cdf,
+            likely=likely,
+            flat=flat,
+            level=tuple(errors.stats() for errors in stats.level),
+            line=tuple(errors.stats() for errors in stats.line),
+            samples=stats.samples,
+        )
