@@ -27,6 +27,10 @@ client's endpoints, or a fake in tests) and tells waiters. Its shape:
 - With `PollPolicy.batch_endpoint`, due tasks are read in groups of up to 50
   through `POST /v1/tasks/batch`; the first 404/405 from that endpoint turns
   it off for good and single GETs take over.
+- Each completed task teaches its model's calibration (`learning.py`):
+  the estimate's real bias and spread, the shape of the durations, whether
+  and how well progress informs; the planner plans the model's next polls
+  with it, and waiting tasks are planned again when it moved far.
 - A callback (`hint`) makes the task due now (never sooner than
   `min_interval` after its last poll): the GET confirms before anyone trusts
   the unsigned body.
@@ -50,10 +54,9 @@ import contextvars
 import heapq
 import inspect
 import logging
-import math
 import random
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -80,10 +83,11 @@ from .._errors import (
 from .._telemetry import GLOBAL, Telemetry, mark_failed
 from .._values import Task, TaskStatus
 from . import planner
-from .budget import LATE_FRACTION, PollGate, Pressure, Slowdown, TokenBucket
-from .calibration import MAX_MODELS, Calibration, Calibrator, Finished
+from .budget import LATE_FRACTION, START_POLL_RATE, PollGate, Pressure, TokenBucket
 from .entry import Listener, WatchEntry
+from .learning import Learning
 from .policy import PollPolicy
+from .rate import RateControl
 
 __all__ = ["WatchEntry", "Watcher"]
 
@@ -94,12 +98,6 @@ BATCH_LIMIT: Final = 50
 #: Consecutive unreadable replies for one task before its waits end with the
 #: error: a gateway that keeps sending garbage is not going to get better.
 MAX_MALFORMED: Final = 5
-#: When a model's calibration moves by more than this (log units of its
-#: duration's bias or spread), its waiting tasks are planned again.
-REPLAN_SHIFT: Final = 0.2
-#: Queued re-plans done after each finished task: spread out, so a client
-#: watching 100,000 tasks never stalls its event loop re-planning them.
-REPLANS_PER_POLL: Final = 256
 #: Callback hints remembered for ids nobody watches yet (a callback can beat
 #: the `wait` call that would register the id).
 MAX_HINTS: Final = 10_000
@@ -138,7 +136,11 @@ class Watcher:
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
         self._in_flight = 0
-        self._slowdown = Slowdown()
+        ceiling = policy.max_polls_per_second
+        #: The poll rate the server allows, found from its 429s (`rate.py`).
+        self._rate = RateControl(
+            start=START_POLL_RATE if ceiling is None else ceiling, ceiling=ceiling, what="polls"
+        )
         self._bucket: TokenBucket | None = None
         #: Budgets shared with other processes, asked after the watcher's own.
         self.poll_gates: list[PollGate] = []
@@ -148,12 +150,8 @@ class Watcher:
         #: Requests sent by the watcher (single and batch), for stats.
         self.polls_sent = 0
         self._pressure = Pressure()
-        #: What finished tasks taught, per model (see `calibration.py`).
-        self.calibrator = Calibrator(policy.estimate_spread)
-        # The calibration each model's tasks were last planned with, and the
-        # ids still to re-plan after it moved.
-        self._planned_with: dict[str, Calibration] = {}
-        self._replans: deque[str] = deque()
+        #: What finished tasks taught (see `learning.py`).
+        self._learning = Learning(policy)
 
     # -- public-ish API ------------------------------------------------------
 
@@ -163,9 +161,9 @@ class Watcher:
         return len(self._entries)
 
     @property
-    def slowdown(self) -> float:
-        """The share of the poll budget in use (1.0 = full; lower after 429s)."""
-        return self._slowdown.share
+    def poll_rate(self) -> RateControl:
+        """The poll budget: its `rate` now, the server's measured `limit`, its 429s."""
+        return self._rate
 
     @property
     def pressure(self) -> float:
@@ -404,7 +402,7 @@ class Watcher:
         assert self._wakeup is not None
         wakeup = self._wakeup
         if self._bucket is None:
-            self._bucket = TokenBucket(self.policy.max_polls_per_second, self._now())
+            self._bucket = TokenBucket(self._rate.rate, self._now())
         try:
             # A watch can arrive while the task group winds down; go round
             # again rather than leave it unpolled.
@@ -437,11 +435,14 @@ class Watcher:
             if self._in_flight >= self._max_in_flight:
                 await wakeup.wait()
                 continue
-            budget = policy.max_polls_per_second * self._slowdown.share
-            delay = bucket.delay(now, budget)
+            control = self._rate
+            budget = control.rate
+            delay = max(bucket.delay(now, budget), control.blocked - now)
             if delay > 0:
+                control.waited(now)
                 await asyncio.sleep(delay)
                 continue
+            control.sent(now)
             gate = next((gate for gate in self.poll_gates if not gate.take_poll()), None)
             if gate is not None:
                 await gate.refill_polls()
@@ -523,7 +524,7 @@ class Watcher:
                     self._failed_poll([entry], _unreadable(exc))
                 return exc
             else:
-                self._slowdown.succeeded()
+                self._rate.accepted(self._now())
                 self._update(entry, task)
         return None
 
@@ -540,7 +541,7 @@ class Watcher:
             else:
                 self._poll_batch_failed(batch, exc)
             return exc
-        self._slowdown.succeeded()
+        self._rate.accepted(self._now())
         by_id = {task.id: task for task in tasks}
         for entry in batch:
             task = by_id.get(entry.task_id)
@@ -584,7 +585,7 @@ class Watcher:
                 policy, started_at=_origin(task, now), estimated_time=task.estimated_time
             )
         if task.status is TaskStatus.COMPLETED:
-            self._learn(task.model, planner.finished(entry.state, at=now))
+            self._learning.learn(task.model, planner.finished(entry.state, at=now), self._entries)
         entry.state = planner.observe(
             entry.state,
             at=now,
@@ -596,7 +597,10 @@ class Watcher:
         entry.latest = task
         if task.is_terminal:
             self._finish(entry)
-            self._replan_some()
+            for waiting in self._learning.due_replans(self._entries):
+                due = self._plan(waiting, now)
+                if due != waiting.due:
+                    self._schedule(waiting, max(now, due))
             return
         if previous is None or (previous.status, previous.progress) != (
             task.status,
@@ -609,58 +613,18 @@ class Watcher:
             due = min(due, now + policy.min_interval)
         self._schedule(entry, due)
 
-    # -- planning and calibration ---------------------------------------------
+    # -- planning ----------------------------------------------------------
 
     def _plan(self, entry: WatchEntry, now: float) -> float:
         """When to poll `entry` next, by the planner, with its model's calibration."""
-        latest = entry.latest
         return planner.next_poll_at(
             self.policy,
             entry.state,
             now=now,
             u=self._u(),
             pressure=self._pressure.value,
-            calibration=self.calibrator.get(latest.model if latest is not None else None),
+            calibration=self._learning.calibration(entry),
         )
-
-    def _learn(self, model: str | None, finished: Finished | None) -> None:
-        """
-        Teach the calibrator a completed task; when the model's calibration
-        moved far from what its waiting tasks were planned with, queue them
-        to be planned again (a few per poll, see `_replan_some`).
-        """
-        if model is None or finished is None:
-            return
-        self.calibrator.learn(model, finished)
-        calibration = self.calibrator.get(model)
-        assert calibration is not None
-        before = self._planned_with.get(model)
-        if before is None:
-            # Until now the model's tasks were planned from the policy alone.
-            before = Calibration(spread=self.policy.estimate_spread)
-        if not _moved(before, calibration):
-            return
-        self._planned_with.pop(model, None)
-        self._planned_with[model] = calibration
-        while len(self._planned_with) > MAX_MODELS:
-            del self._planned_with[next(iter(self._planned_with))]
-        self._replans.extend(
-            task_id
-            for task_id, entry in self._entries.items()
-            if entry.latest is not None and entry.latest.model == model
-        )
-
-    def _replan_some(self) -> None:
-        """Plan a few queued entries again with their model's new calibration."""
-        replans = self._replans
-        now = self._now()
-        for _ in range(min(len(replans), REPLANS_PER_POLL)):
-            entry = self._entries.get(replans.popleft())
-            if entry is None or entry.polling or entry.seq <= 0 or entry.hinted:
-                continue
-            due = self._plan(entry, now)
-            if due != entry.due:
-                self._schedule(entry, max(now, due))
 
     def _failed_poll(self, batch: list[WatchEntry], exc: EvoLinkError) -> None:
         now = self._now()
@@ -669,7 +633,10 @@ class Watcher:
             exc, NotFoundError | AuthenticationError | PermissionDeniedError | BadRequestError
         )
         if isinstance(exc, RateLimitError):
-            self._slowdown.rate_limited()
+            # The others in flight (this poll still counts in `_in_flight`).
+            self._rate.rate_limited(
+                now, in_flight=self._in_flight - 1, retry_after=exc.retry_after
+            )
         for entry in batch:
             if self._entries.get(entry.task_id) is not entry:
                 continue
@@ -699,16 +666,6 @@ class Watcher:
             # poll again after `max_interval`, never sooner than the floor.
             wait = policy.max_interval if wait is None else min(policy.max_interval, wait)
             self._schedule(entry, now + max(policy.min_interval, wait))
-
-
-def _moved(before: Calibration, after: Calibration) -> bool:
-    """Whether a model's calibration changed enough to plan its tasks again."""
-    return (
-        abs(after.shift - before.shift) > REPLAN_SHIFT
-        or abs(math.log(after.spread / before.spread)) > REPLAN_SHIFT
-        or (after.cdf is None) != (before.cdf is None)
-        or after.flat != before.flat
-    )
 
 
 def _unreadable(exc: Exception) -> MalformedReplyError:
