@@ -4,7 +4,8 @@ The journal's timestamps and `evolink-async report`, down to what a browser show
 A known run (24 jobs against the mock: completions, failures with two codes,
 a cancellation, a create the API refused) is journalled by the real batch
 runner; the report of that journal is then checked three ways: the figures
-in its HTML against what the mock served, its safety (every journal text
+in its HTML against what the mock served (polls included: the mock counts
+every read of every task), its safety (every journal text
 escaped, nothing loaded from outside, no script), and in headless Chromium
 (Debian's package; `make test` and `.ci/run` install it): the rendered DOM
 holds the figures, the console has no error, and a screenshot is taken.
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 
 from evolink_async import Job, RawRequest
-from evolink_async._batch.journal import Journal, read_entries
+from evolink_async._batch.journal import Journal, read_entries, read_poll_samples
 from evolink_async._cli import main
 from evolink_async._cli.report import MAX_TIMELINE, render_html, summarize
 from evolink_async.testing import MockEvoLink
@@ -33,6 +34,7 @@ from evolink_async.testing import MockEvoLink
 from .conftest import make_client
 
 CREATE = "POST /v1/videos/generations"
+POLL_ROUTES = ("GET /v1/tasks/{id}", "POST /v1/tasks/batch")
 MODELS = ("wan2.5-image-to-video", "happyhorse-1.0-image-to-video", "seedance-2.0-image-to-video")
 HOSTILE_ID = '<script>alert("id")</script>\x1b[31m'
 HOSTILE_MESSAGE = '<img src=x onerror="alert(1)">\u202eevil'
@@ -79,6 +81,12 @@ def run_journal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
                 "started": started,
                 "ended": ended,
                 "creates": mock.stats.requests[CREATE],
+                "poll_requests": sum(mock.stats.requests[route] for route in POLL_ROUTES),
+                "reads": {
+                    o.job_id: len(mock.stats.polls.get(o.task.id, []))
+                    for o in outcomes
+                    if o.task is not None
+                },
                 "tasks": {o.job_id: mock.tasks[o.task.id] for o in outcomes if o.task is not None},
                 "ok": sum(o.ok for o in outcomes),
                 "key": mock.api_key,
@@ -124,21 +132,27 @@ async def test_an_older_journal_gets_the_columns_and_reads_without_them(tmp_path
     # Read as it is: no column added, the times missing.
     (old,) = read_entries(path)
     assert old.job_id == "old-1" and old.begun_at is None and old.finished_at is None
+    assert old.polls is None and list(read_poll_samples(path)) == []
+    page = render_html(summarize(read_entries(path), read_poll_samples(path)), title="old")
+    assert "No poll data" in page and "polls sent" not in page
     with sqlite3.connect(path) as db:
         assert "begun_at" not in {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     # A run opening it adds the columns; its writes then stamp them.
     journal = Journal(path)
     await journal.open()
     try:
-        await journal.finished("old-1", {"task": None})
+        await journal.finished("old-1", {"task": None}, polls=4)
         await journal.begin("new-1", "k2", "f2")
     finally:
         await journal.close()
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    assert {"uploads", "begun_at", "created_at", "finished_at"} <= columns
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"uploads", "begun_at", "created_at", "finished_at", "polls"} <= columns
+    assert "polls" in tables
     by_id = {entry.job_id: entry for entry in read_entries(path)}
     assert by_id["old-1"].begun_at is None and by_id["old-1"].finished_at is not None
+    assert by_id["old-1"].polls == 4 and by_id["new-1"].polls is None
     assert by_id["new-1"].begun_at is not None and by_id["new-1"].finished_at is None
     db.close()
 
@@ -187,6 +201,34 @@ def test_summary_figures_match_the_run(run_journal: tuple[Path, dict[str, Any]])
         assert summary.models[model].completed == 6
         assert len(summary.models[model].latencies) == 6
     assert summary.span <= seen["ended"] - seen["started"] + 1.0
+
+
+def test_polls_in_the_report_are_what_the_mock_counted(
+    run_journal: tuple[Path, dict[str, Any]],
+) -> None:
+    journal, seen = run_journal
+    assert seen["poll_requests"] > 24  # the mock's tasks take several polls each
+    # Each job's outcome keeps how many times its task was read.
+    kept = {entry.job_id: entry.polls for entry in read_entries(journal)}
+    assert {job_id: kept[job_id] for job_id in seen["reads"]} == seen["reads"]
+    assert kept["refused-1"] is None  # no task, nothing polled
+    samples = list(read_poll_samples(journal))
+    assert len({sample.owner for sample in samples}) == 1
+    assert [s.sent for s in samples] == sorted(s.sent for s in samples)
+    summary = summarize(read_entries(journal), read_poll_samples(journal))
+    assert summary.polls_sent == seen["poll_requests"]
+    assert sum(count for _, count in summary.polls) == seen["poll_requests"]
+    assert summary.task_polls == sum(seen["reads"].values())
+    assert summary.polled_tasks == len(seen["reads"])
+    assert summary.first is not None and summary.last is not None
+    # Sampled as the run went: with the commits, inside the run's span.
+    assert len(summary.polls) > 3
+    assert all(summary.first <= at <= summary.last + 1.0 for at, _ in summary.polls)
+    figures = summary.to_json()
+    assert figures["polls_sent"] == seen["poll_requests"]
+    assert figures["polls_per_task"] == pytest.approx(
+        sum(seen["reads"].values()) / len(seen["reads"]), abs=1e-3
+    )
 
 
 def test_the_page_escapes_journal_text_and_loads_nothing(
@@ -247,7 +289,7 @@ def test_the_timeline_draws_a_bounded_even_sample(tmp_path: Path) -> None:
 def test_report_command_text_json_and_html(
     run_journal: tuple[Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    journal, _ = run_journal
+    journal, seen = run_journal
     html_path = tmp_path / "pages" / "report.html"
     assert main(["report", str(journal), "--html", str(html_path)]) == 0
     out = capsys.readouterr().out
@@ -257,11 +299,13 @@ def test_report_command_text_json_and_html(
     assert main(["report", str(journal), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["jobs"] == 24 and figures["outcomes"]["completed"] == 18
+    assert figures["polls_sent"] == seen["poll_requests"]
     assert figures["failures_by_code"]["content_policy_violation"] == 2
 
     assert main(["report", str(journal)]) == 0
     text = capsys.readouterr().out
     assert "24 jobs" in text and "content_policy_violation" in text
+    assert f"polls: {seen['poll_requests']} sent" in text
     assert "\x1b" not in text and "resource_exhausted" in text
 
     assert main(["journal", "status", str(journal), "--json"]) == 0
@@ -316,7 +360,7 @@ def browse(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess
 def test_the_page_renders_in_chromium(
     run_journal: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    journal, _ = run_journal
+    journal, seen = run_journal
     page = tmp_path / "report.html"
     assert main(["report", str(journal), "--html", str(page)]) == 0
 
@@ -326,6 +370,7 @@ def test_the_page_renders_in_chromium(
     for figure in (
         "Timeline of jobs",
         "Throughput over time",
+        "Polls over time",
         "Latency per model",
         "Failures by code",
         "content_policy_violation",
@@ -336,7 +381,16 @@ def test_the_page_renders_in_chromium(
         assert figure in rendered, figure
     assert re.search(r"<b>24</b><span>jobs</span>", rendered)
     assert re.search(r"<b>18</b><span>completed</span>", rendered)
-    assert rendered.count("<svg") == 5
+    assert rendered.count("<svg") == 6
+    polls, reads = seen["poll_requests"], sum(seen["reads"].values())
+    assert re.search(rf"<b>{polls:,}</b><span>polls sent</span>", rendered)
+    per_task = f"{reads / len(seen['reads']):.1f}"
+    assert re.search(rf"<b>{re.escape(per_task)}</b><span>polls per task</span>", rendered)
+    assert f"Tasks were read {reads:,} times, {per_task} per task" in rendered
+    # The chart's points (each one's tooltip) add up to the polls the mock served.
+    chart = rendered.split('aria-label="polls over time"', 1)[1].split("</svg>", 1)[0]
+    points = [int(n) for n in re.findall(r"<title>polls sent: (\d+) in", chart)]
+    assert len(points) == 40 and sum(points) == polls
     assert "<script" not in rendered.lower()
     errors = [
         line

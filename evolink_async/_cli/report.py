@@ -8,8 +8,13 @@ copy. It shows:
 - the counts: jobs by outcome, credits reserved and used, the time span;
 - a timeline of jobs, created -> finished, coloured by outcome (at most
   `MAX_TIMELINE` of them, drawn evenly from the whole run);
-- throughput over time: creates and finishes per time bucket (the journal
-  keeps no poll counts, so polls are not drawn);
+- throughput over time: creates and finishes per time bucket;
+- polls over time: the poll requests the run's processes sent per time
+  bucket, summed over processes, from the journal's poll samples (exact to
+  the sample: each commit carries one, and a sample at least every
+  `POLL_SAMPLE_EVERY` seconds while polls go on), with the total and the
+  polls per task (reads of each task, as the journal keeps them with its
+  outcome); a journal from before poll samples shows "no poll data";
 - latency (created -> outcome journalled) per model, for completed jobs;
 - failures by code, with an example message each, and the failed jobs;
 - credits per model.
@@ -43,7 +48,8 @@ from typing import Any, Final
 
 import attrs
 
-from .._batch.journal import JournalEntry, read_entries
+from .._batch.journal import JournalEntry, read_entries, read_poll_samples
+from .._batch.polls import PollSample
 from .._batch.records import error_code, error_message, outcome_status
 from .._batch.resume import read_record
 from .._errors import JournalError
@@ -114,6 +120,18 @@ class RunSummary:
     timed: int = 0
     first: float | None = None
     last: float | None = None
+    #: Poll requests sent, per sample: (when, how many since the process's last sample).
+    polls: list[tuple[float, int]] = attrs.field(factory=list)
+    #: Poll requests sent by all processes; None: the journal keeps no poll samples.
+    polls_sent: int | None = None
+    #: Reads of each task, summed, over the jobs whose outcome keeps the count.
+    task_polls: int = 0
+    polled_tasks: int = 0
+
+    @property
+    def polls_per_task(self) -> float | None:
+        """Reads per task, over the tasks whose count the journal keeps."""
+        return self.task_polls / self.polled_tasks if self.polled_tasks else None
 
     @property
     def span(self) -> float:
@@ -132,6 +150,11 @@ class RunSummary:
             "started_at": _iso(self.first),
             "ended_at": _iso(self.last),
             "seconds": round(self.span, 3),
+            "polls_sent": self.polls_sent,
+            "task_polls": self.task_polls if self.polled_tasks else None,
+            "polls_per_task": _rounded(self.polls_per_task)
+            if self.polls_per_task is not None
+            else None,
             "failures_by_code": dict(self.failure_codes.most_common()),
             "models": {
                 model: {
@@ -161,15 +184,19 @@ def _seconds(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
-def summarize(entries: Iterable[JournalEntry]) -> RunSummary:
+def summarize(
+    entries: Iterable[JournalEntry], polls: Iterable[PollSample] | None = None
+) -> RunSummary:
     """
-    The figures of a run from its journal entries, in one pass.
+    The figures of a run from its journal entries (and poll samples), in one pass.
 
-    Memory stays small however long the run: one number per create, finish
-    and completed job, and a fixed-size sample of jobs for the timeline
-    (reservoir sampling with a fixed seed, so a report is repeatable).
+    Memory stays small however long the run: one number per create, finish,
+    completed job and poll sample, and a fixed-size sample of jobs for the
+    timeline (reservoir sampling with a fixed seed, so a report is
+    repeatable). Without `polls`, or with none, there is no poll data.
     """
     summary = RunSummary()
+    _add_polls(summary, polls or ())
     picker = random.Random(0)  # noqa: S311 -- sampling for a chart, not a secret
     for entry in entries:
         summary.jobs += 1
@@ -187,6 +214,9 @@ def summarize(entries: Iterable[JournalEntry]) -> RunSummary:
             task, error, _ = read_record(entry.outcome)
             status = outcome_status(task, error)
         summary.outcomes[status] += 1
+        if entry.polls is not None:
+            summary.task_polls += entry.polls
+            summary.polled_tasks += 1
         model = printable(task.model) if task is not None and task.model else "unknown"
         row = summary.models.setdefault(model, _Model())
         row.jobs += 1
@@ -230,6 +260,18 @@ def summarize(entries: Iterable[JournalEntry]) -> RunSummary:
                 if slot < MAX_TIMELINE:
                     summary.sample[slot] = item
     return summary
+
+
+def _add_polls(summary: RunSummary, samples: Iterable[PollSample]) -> None:
+    """Each process's cumulative counts as polls per sample, and their sum."""
+    last: dict[str, int] = {}
+    for sample in samples:
+        before = last.get(sample.owner, 0)
+        if sample.sent > before:
+            summary.polls.append((sample.at.timestamp(), sample.sent - before))
+        last[sample.owner] = max(before, sample.sent)
+    if last:
+        summary.polls_sent = sum(last.values())
 
 
 # ---------------------------------------------------------------- the page
@@ -307,11 +349,15 @@ def _timeline(summary: RunSummary) -> str:
     )
 
 
-def _counts(moments: list[float], start: float, bucket: float) -> tuple[int, ...]:
+def _counts(moments: Iterable[float], start: float, bucket: float) -> tuple[int, ...]:
+    return _weighted(((moment, 1) for moment in moments), start, bucket)
+
+
+def _weighted(items: Iterable[tuple[float, int]], start: float, bucket: float) -> tuple[int, ...]:
     counts = [0] * _BUCKETS
-    for moment in moments:
+    for moment, weight in items:
         index = min(_BUCKETS - 1, max(0, int((moment - start) / bucket)))
-        counts[index] += 1
+        counts[index] += weight
     return tuple(counts)
 
 
@@ -331,10 +377,37 @@ def _throughput(summary: RunSummary) -> str:
             counts=_counts(summary.finishes, summary.first, bucket),
         ),
     ]
+    return '<p class="note">Creates and outcomes per time slice.</p>' + charts.series_chart(
+        series, bucket=bucket, label="throughput over time"
+    )
+
+
+def _polls(summary: RunSummary) -> str:
+    if summary.polls_sent is None or summary.first is None:
+        return (
+            '<p class="note">No poll data: this journal keeps no poll samples '
+            "(it predates them, or no process of the run sent a poll).</p>"
+        )
+    bucket = max(summary.span, 1e-3) / _BUCKETS
+    series = [
+        Series(
+            name="polls sent",
+            colour="#e07b39",
+            counts=_weighted(summary.polls, summary.first, bucket),
+        )
+    ]
+    per_task = summary.polls_per_task
+    reads = (
+        f" Tasks were read {summary.task_polls:,} times, {per_task:.1f} per task"
+        f" ({summary.polled_tasks:,} tasks; a batch poll reads several in one request)."
+        if per_task is not None
+        else ""
+    )
     return (
-        '<p class="note">Creates and outcomes per time slice. The journal keeps no poll '
-        "counts, so polls are not drawn.</p>"
-        + charts.series_chart(series, bucket=bucket, label="throughput over time")
+        f'<p class="note">{summary.polls_sent:,} poll requests in all (every process of '
+        "the run, summed), each counted at the sample that followed it: one with every "
+        "journal write, and one a second while polls go on and nothing is written."
+        f"{text(reads)}</p>" + charts.series_chart(series, bucket=bucket, label="polls over time")
     )
 
 
@@ -440,6 +513,10 @@ def render_html(summary: RunSummary, *, title: str) -> str:
     for status, (name, colour) in OUTCOMES.items():
         if outcomes.get(status):
             tiles.append(_tile(f"{outcomes[status]:,}", name, colour))
+    if summary.polls_sent is not None:
+        tiles.append(_tile(f"{summary.polls_sent:,}", "polls sent"))
+    if summary.polls_per_task is not None:
+        tiles.append(_tile(f"{summary.polls_per_task:.1f}", "polls per task"))
     tiles.append(_tile(credits_text(summary.credits_used), "credits used"))
     tiles.append(_tile(credits_text(summary.credits_reserved), "credits reserved"))
     if summary.first is not None:
@@ -450,6 +527,7 @@ def render_html(summary: RunSummary, *, title: str) -> str:
     sections = [
         ("Timeline of jobs", _timeline(summary)),
         ("Throughput over time", _throughput(summary)),
+        ("Polls over time", _polls(summary)),
         ("Latency per model", _latency(summary)),
         ("Failures by code", _failures(summary)),
         ("Credits", _credits(summary)),
@@ -497,6 +575,15 @@ def _text_lines(summary: RunSummary, journal: str) -> list[str]:
     if models:
         header = ["model", "jobs", "completed", "median latency", "credits used"]
         lines += ["", *table_lines([header, *models], numbers=True)]
+    if summary.polls_sent is not None:
+        per_task = summary.polls_per_task
+        lines += [
+            "",
+            f"polls: {summary.polls_sent} sent"
+            + (f", {per_task:.1f} per task" if per_task is not None else ""),
+        ]
+    else:
+        lines += ["", "polls: no poll data in this journal"]
     lines += [
         "",
         f"credits: {credits_text(summary.credits_reserved)} reserved, "
@@ -528,7 +615,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{_PROG}: --html {html_path}: that is the journal itself", file=sys.stderr)
             return 2
     try:
-        summary = summarize(read_entries(journal))
+        summary = summarize(read_entries(journal), read_poll_samples(journal))
     except JournalError as exc:
         print(f"{_PROG}: {printable(exc)}", file=sys.stderr)
         return 2
