@@ -14,6 +14,7 @@ holds the figures, the console has no error, and a screenshot is taken.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -135,7 +136,7 @@ async def test_an_older_journal_gets_the_columns_and_reads_without_them(tmp_path
     assert old.polls is None and list(read_poll_samples(path)) == []
     page = render_html(summarize(read_entries(path), read_poll_samples(path)), title="old")
     assert "No poll data" in page and "polls sent" not in page
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         assert "begun_at" not in {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     # A run opening it adds the columns; its writes then stamp them.
     journal = Journal(path)
@@ -145,7 +146,7 @@ async def test_an_older_journal_gets_the_columns_and_reads_without_them(tmp_path
         await journal.begin("new-1", "k2", "f2")
     finally:
         await journal.close()
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"uploads", "begun_at", "created_at", "finished_at", "polls"} <= columns
@@ -154,7 +155,6 @@ async def test_an_older_journal_gets_the_columns_and_reads_without_them(tmp_path
     assert by_id["old-1"].begun_at is None and by_id["old-1"].finished_at is not None
     assert by_id["old-1"].polls == 4 and by_id["new-1"].polls is None
     assert by_id["new-1"].begun_at is not None and by_id["new-1"].finished_at is None
-    db.close()
 
 
 @pytest.mark.anyio
@@ -239,12 +239,11 @@ def test_the_page_escapes_journal_text_and_loads_nothing(
     shutil.copy(journal, copy)
     # An outcome whose server-sent error is markup (and a bidi override).
     error = {"type": "APIError", "message": HOSTILE_MESSAGE, "status": 400, "code": "<b>x</b>"}
-    with sqlite3.connect(copy) as db:
+    with contextlib.closing(sqlite3.connect(copy)) as db, db:
         db.execute(
             "UPDATE jobs SET outcome = ? WHERE job_id = 'refused-1'",
             (json.dumps({"task": None, "error": error}),),
         )
-    db.close()
     page = render_html(summarize(read_entries(copy)), title="run <1>")
     assert "<script" not in page.lower() and "<img" not in page and "<b>x" not in page
     assert HOSTILE_ID not in page
