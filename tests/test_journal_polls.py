@@ -265,3 +265,27 @@ async def test_polls_while_nothing_is_written_are_sampled_and_the_last_on_close(
         await journal.close()
     assert [s.sent for s in read_poll_samples(path)][-1] == 7
     assert [e.job_id for e in read_entries(path)] == ["q-1"]
+
+
+async def test_a_postgresql_journal_samples_polls_while_nothing_is_written_too(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs_asyncpg()
+    monkeypatch.setattr(polls, "POLL_SAMPLE_EVERY", 0.01)
+    run_id = f"test-{uuid.uuid4().hex[:12]}"
+    journal = PgJournal(pg_url, run_id=run_id, lease=60.0)
+    await journal.open()
+    sent = [0]
+    try:
+        await journal.begin("q-1", "k", "f")
+        journal.count_polls(lambda: sent[0])
+        sent[0] = 5
+        with anyio.fail_after(10):
+            while [s.sent for s in await journal.poll_samples()] != [5]:
+                await anyio.sleep(0.01)
+        sent[0] = 7
+    finally:
+        await journal.close()
+    entries, samples = await journalled((pg_url, run_id))
+    assert [s.sent for s in samples] == [5, 7] and len({s.owner for s in samples}) == 1
+    assert [e.job_id for e in entries] == ["q-1"]
