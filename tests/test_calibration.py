@@ -6,6 +6,8 @@ what it learned, and the watcher doing both against the mock.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import math
 import random
 import statistics
@@ -23,6 +25,7 @@ from evolink_async._watch.calibration import (
     Finished,
 )
 from evolink_async._watch.planner import finished, next_poll_at, observe, start
+from evolink_async._watch.schedule import fewest_polls
 from evolink_async.testing import MockEvoLink
 
 pytestmark = pytest.mark.anyio
@@ -225,7 +228,7 @@ def test_polls_gather_at_both_modes_of_a_bimodal_model() -> None:
     gaps = list(
         zip(polls, [b - a for a, b in zip([0.0, *polls], polls, strict=False)], strict=True)
     )
-    first_mode = [g for t, g in gaps if 50.0 <= t <= 75.0]
+    first_mode = [g for t, g in gaps[1:] if 50.0 <= t <= 75.0]
     between = [g for t, g in gaps if 110.0 <= t <= 170.0]
     second_mode = [g for t, g in gaps if 215.0 <= t <= 290.0]
     assert first_mode and second_mode
@@ -309,3 +312,78 @@ def test_calibration_is_a_frozen_value() -> None:
     calibration = taught(lognormal(10, bias=1.0, sigma=0.3))
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         calibration.shift = 1.0  # type: ignore[misc]
+
+
+# -- the fewest-polls schedule --------------------------------------------------
+
+
+def brute_force(points: list[float], latency: float, share: float) -> float:
+    """Fewest expected polls over every schedule of polls at points + latency."""
+    ends = sorted(points)
+    candidates = sorted({p + latency for p in ends} | {ends[-1]})
+    allowed = int(len(ends) * share)
+    best = math.inf
+    for size in range(1, len(candidates) + 1):
+        for times in itertools.combinations(candidates, size):
+            if times[-1] < ends[-1]:
+                continue
+            polls, late = 0, 0
+            for end in ends:
+                k = bisect.bisect_left(times, end)
+                polls += k + 1
+                late += times[k] - end > latency + 1e-12
+            if late <= allowed:
+                best = min(best, polls / len(ends))
+    return best
+
+
+def expected(points: list[float], times: tuple[float, ...], latency: float) -> tuple[float, int]:
+    polls, late = 0, 0
+    for end in points:
+        k = bisect.bisect_left(times, end)
+        polls += k + 1
+        late += times[k] - end > latency + 1e-12
+    return polls / len(points), late
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fewest_polls_matches_a_brute_force_search(seed: int) -> None:
+    rng = random.Random(seed)
+    points = [rng.lognormvariate(0.0, 0.5) for _ in range(rng.randint(5, 9))]
+    share = rng.choice([0.0, 0.15, 0.3])
+    latency = rng.choice([0.05, 0.2, 0.5])
+    times = fewest_polls(points, latency, share=share)
+    polls, late = expected(points, times, latency)
+    assert late <= int(len(points) * share)
+    assert polls == pytest.approx(brute_force(points, latency, share))
+
+
+def test_fewest_polls_of_edge_cases() -> None:
+    assert fewest_polls([], 0.1) == ()
+    assert fewest_polls([1.0, 2.0], 0.0) == ()
+    assert fewest_polls([1.0], 0.1) == pytest.approx((1.1,))
+    # Evenly spread durations, none late: polls `latency` apart across them
+    # (plus the gap between two points, which no task falls in).
+    points = [i / 100 for i in range(1, 101)]
+    times = fewest_polls(points, 0.1, share=0.0)
+    assert all(b - a <= 0.1 + 0.01 + 1e-9 for a, b in itertools.pairwise(times))
+    assert times[-1] >= 1.0
+
+
+def test_running_tasks_lengthen_a_flat_models_schedule() -> None:
+    # The tasks that finished so far were the short ones; many still run
+    # past 2x the estimate. Counting them moves the schedule out.
+    finished_only = Calibrator(SPREAD)
+    with_running = Calibrator(SPREAD)
+    rng = random.Random(2)
+    for calibrator in (finished_only, with_running):
+        for _ in range(40):
+            duration = 100.0 * math.exp(rng.gauss(0.0, 0.2))
+            calibrator.learn("m", Finished(estimate=100.0, duration=duration, flat=True))
+    assert with_running.wants_running("m")
+    with_running.running("m", [math.log(2.2)] * 40)
+    plain, counted = finished_only.get("m"), with_running.get("m")
+    assert plain is not None and counted is not None
+    assert plain.schedule and counted.schedule
+    assert plain.schedule[-1] < 2.0 < counted.schedule[-1]
+    assert not with_running.wants_running("m")  # until RESCHEDULE more tasks

@@ -23,7 +23,11 @@ What is learned, per model:
   running past half its duration still at 0 is evidence that it does not.
   A model is *flat* once flat evidence outweighs moving evidence
   `FLAT_ODDS` to 1 (and at least `MIN_FLAT` tasks showed it): its progress
-  is then ignored.
+  is then ignored, and its tasks follow one poll schedule, the one with the
+  fewest expected polls for its durations (`schedule.fewest_polls`, over
+  `POINTS` quantiles of the histogram) that finds 95 % of them within the
+  policy's `latency_target` of the calibrated estimate. It is computed again
+  every `RESCHEDULE` tasks.
 - **How good progress is.** For each finished task, the planner's two
   progress predictions (`planner.progress_predictions`: from the progress
   level and when it was reached, and from the line through two progress
@@ -43,9 +47,12 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Final
 
 import attrs
+
+from .schedule import fewest_polls
 
 __all__ = [
     "BIN",
@@ -81,6 +88,15 @@ MIN_SAMPLES: Final = 5
 #: least MIN_FLAT tasks, before a model's progress is ignored.
 FLAT_ODDS: Final = 4.0
 MIN_FLAT: Final = 3
+#: Quantile points of the histogram a flat model's schedule is fitted to.
+POINTS: Final = 100
+#: The share of a flat model's tasks its schedule may find later than the
+#: target: a fifth of the 5 % a 95th percentile allows, leaving the rest to
+#: tasks planned before the model was calibrated, durations the histogram
+#: has not seen yet, jitter and a busy loop.
+SCHEDULE_LATE: Final = 0.01
+#: A flat model's schedule is computed again after this many more tasks.
+RESCHEDULE: Final = 16
 #: Models remembered; the least recently used is forgotten first.
 MAX_MODELS: Final = 64
 #: A progress prediction's scored error is clipped to this (log units), so
@@ -122,6 +138,8 @@ class Calibration:
             that together hold `LIKELY` of the durations (empty without a
             histogram).
         flat: The model's progress does not inform: ignore it.
+        schedule: For a flat model, its tasks' poll times, in multiples of
+            the reported estimate from creation (empty: plan otherwise).
         level: Scores of the level-and-bracket prediction, one per
             `TO_GO_BINS` bin of the share still to go (None: too few).
         line: The same for the two-reading line prediction.
@@ -133,6 +151,7 @@ class Calibration:
     cdf: tuple[float, ...] | None = None
     likely: tuple[bool, ...] = ()
     flat: bool = False
+    schedule: tuple[float, ...] = ()
     level: tuple[ErrorStats | None, ...] = (None,) * TO_GO_BINS
     line: tuple[ErrorStats | None, ...] = (None,) * TO_GO_BINS
     samples: float = 0.0
@@ -223,7 +242,10 @@ class _Model:
         "line",
         "mean",
         "moved",
+        "running",
         "samples",
+        "schedule",
+        "scheduled_at",
         "variance",
         "weight",
     )
@@ -239,6 +261,9 @@ class _Model:
         self.level = [_Errors() for _ in range(TO_GO_BINS)]
         self.line = [_Errors() for _ in range(TO_GO_BINS)]
         self.cached: Calibration | None = None
+        self.schedule: tuple[float, ...] = ()
+        self.scheduled_at = -math.inf
+        self.running: tuple[float, ...] = ()
 
 
 def _normal_cdf(x: float, spread: float) -> float:
@@ -252,6 +277,56 @@ def _prior_histogram(spread: float) -> list[float]:
     masses = [cdf[i + 1] - cdf[i] for i in range(_BINS)]
     total = sum(masses)
     return [mass / total for mass in masses]
+
+
+def _is_flat(stats: _Model) -> bool:
+    return stats.flat >= MIN_FLAT and stats.flat > FLAT_ODDS * stats.moved
+
+
+def _cumulative(masses: Sequence[float]) -> tuple[float, ...]:
+    """Cumulative shares at the bin edges, normalised to end at 1."""
+    total = sum(masses) or 1.0
+    running = 0.0
+    edges = [0.0]
+    for mass in masses:
+        running += mass
+        edges.append(min(1.0, running / total))
+    return tuple(edges)
+
+
+def _with_running(
+    histogram: Sequence[float], samples: float, running: Sequence[float]
+) -> list[float]:
+    """
+    The histogram (of `samples` finished tasks) with the tasks still running
+    added, each as its share of the finished durations longer than its age
+    (the "redistribution to the right" of a Kaplan-Meier estimate).
+    """
+    masses = [mass * samples for mass in histogram]
+    for x in running:
+        first = min(_BINS - 1, max(0, int((x + RANGE) / BIN)))
+        above = sum(histogram[first:])
+        if above > 0.0:
+            for index in range(first, _BINS):
+                masses[index] += histogram[index] / above
+        else:
+            masses[first] += 1.0
+    return masses
+
+
+def _quantiles(cdf: tuple[float, ...], count: int) -> list[float]:
+    """`count` equally likely log-ratios from a histogram's cumulative shares."""
+    top = cdf[-1]
+    values: list[float] = []
+    index = 0
+    for i in range(count):
+        level = (i + 0.5) / count * top
+        while index < _BINS - 1 and cdf[index + 1] < level:
+            index += 1
+        low, high = cdf[index], cdf[index + 1]
+        within = (level - low) / (high - low) if high > low else 0.5
+        values.append(-RANGE + (index + within) * BIN)
+    return values
 
 
 def _score(predicted: float, duration: float) -> float | None:
@@ -269,12 +344,16 @@ class Calibrator:
     Args:
         spread: The prior log-spread of durations around the estimate (the
             policy's `estimate_spread`).
+        latency_target: The 95th-percentile detection delay a flat model's
+            schedule aims at, as a share of the calibrated estimate (the
+            policy's `latency_target`).
     """
 
-    __slots__ = ("_models", "_spread")
+    __slots__ = ("_latency", "_models", "_spread")
 
-    def __init__(self, spread: float) -> None:
+    def __init__(self, spread: float, latency_target: float = 0.08) -> None:
         self._spread = spread
+        self._latency = latency_target
         self._models: OrderedDict[str, _Model] = OrderedDict()
 
     def __len__(self) -> int:
@@ -332,6 +411,26 @@ class Calibrator:
                 if error is not None and 0.0 < to_go <= 1.0:
                     bins[_to_go_bin(to_go)].add(error)
 
+    def wants_running(self, model: str) -> bool:
+        """Whether `model` is flat and due a new schedule: `running` first."""
+        stats = self._models.get(model)
+        if stats is None or not _is_flat(stats) or stats.samples < MIN_SAMPLES:
+            return False
+        return not stats.schedule or stats.samples - stats.scheduled_at >= RESCHEDULE
+
+    def running(self, model: str, ratios: Sequence[float]) -> None:
+        """
+        The ages of `model`'s tasks still running, as ``log(age / estimate)``:
+        each lasts at least that long. A flat model's next schedule counts
+        them (see `_with_running`), so durations long enough that few have
+        finished yet are not taken for rare.
+        """
+        stats = self._models.get(model)
+        if stats is not None:
+            stats.running = tuple(x for x in ratios if math.isfinite(x))
+            stats.schedule = ()
+            stats.cached = None
+
     def _calibration(self, stats: _Model) -> Calibration:
         cdf: tuple[float, ...] | None = None
         likely: tuple[bool, ...] = ()
@@ -351,13 +450,23 @@ class Calibrator:
                 chosen[index] = True
                 held += histogram[index]
             likely = tuple(chosen)
-        flat = stats.flat >= MIN_FLAT and stats.flat > FLAT_ODDS * stats.moved
+        flat = _is_flat(stats)
+        if not (flat and cdf is not None):
+            stats.schedule = ()
+        elif not stats.schedule or stats.samples - stats.scheduled_at >= RESCHEDULE:
+            shares = _with_running(stats.histogram, stats.samples, stats.running)
+            points = [math.exp(x) for x in _quantiles(_cumulative(shares), POINTS)]
+            stats.schedule = fewest_polls(
+                points, self._latency * math.exp(stats.mean), share=SCHEDULE_LATE
+            )
+            stats.scheduled_at = stats.samples
         return Calibration(
             shift=stats.mean,
             spread=math.sqrt(max(stats.variance, 0.0)),
             cdf=cdf,
             likely=likely,
             flat=flat,
+            schedule=stats.schedule,
             level=tuple(errors.stats() for errors in stats.level),
             line=tuple(errors.stats() for errors in stats.line),
             samples=stats.samples,

@@ -14,6 +14,7 @@ stalls its event loop re-planning them.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,10 @@ __all__ = ["REPLANS_PER_POLL", "REPLAN_SHIFT", "Learning"]
 REPLAN_SHIFT: Final = 0.2
 #: Queued re-plans done after each finished task.
 REPLANS_PER_POLL: Final = 256
+#: Running tasks looked at (the oldest first) when a flat model's schedule
+#: is computed: the tasks that have run longest say most about how long the
+#: longest take.
+RUNNING_SAMPLE: Final = 2048
 
 
 class Learning:
@@ -39,7 +44,7 @@ class Learning:
 
     def __init__(self, policy: PollPolicy) -> None:
         #: What finished tasks taught, per model.
-        self.calibrator = Calibrator(policy.estimate_spread)
+        self.calibrator = Calibrator(policy.estimate_spread, policy.latency_target)
         # Until a model's first task finishes, its tasks are planned from
         # the policy alone: this is what that amounts to.
         self._prior = Calibration(spread=policy.estimate_spread)
@@ -52,7 +57,11 @@ class Learning:
         return self.calibrator.get(latest.model if latest is not None else None)
 
     def learn(
-        self, model: str | None, finished: Finished | None, entries: Mapping[str, WatchEntry]
+        self,
+        model: str | None,
+        finished: Finished | None,
+        entries: Mapping[str, WatchEntry],
+        now: float,
     ) -> None:
         """
         Teach the calibrator a completed task of `model`; queue the model's
@@ -60,8 +69,21 @@ class Learning:
         """
         if model is None or finished is None:
             return
-        self.calibrator.learn(model, finished)
-        calibration = self.calibrator.get(model)
+        calibrator = self.calibrator
+        calibrator.learn(model, finished)
+        if calibrator.wants_running(model):
+            # A schedule is due: tell the calibrator how long the model's
+            # running tasks have run, from the oldest (the longest-lived).
+            ratios = []
+            for entry in itertools.islice(entries.values(), RUNNING_SAMPLE):
+                latest = entry.latest
+                if latest is not None and latest.model == model:
+                    state = entry.state
+                    age = now - state.started_at
+                    if age > 0.0 and state.estimate > 0.0:
+                        ratios.append(math.log(age / state.estimate))
+            calibrator.running(model, ratios)
+        calibration = calibrator.get(model)
         if calibration is None:  # pragma: no cover -- it has just learned one
             return
         before = self._planned_with.get(model, self._prior)

@@ -81,6 +81,7 @@ fixed 15 s poller when the estimate is right.
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 from collections.abc import Callable
@@ -120,6 +121,9 @@ _SQRT2 = math.sqrt(2.0)
 # Half-width, in spreads, of the central 95 % of a normal: the "likely"
 # durations of a lognormal posterior (see `PollPolicy.latency_target`).
 _LIKELY_SPREADS = 1.96
+# Past the end of a flat model's schedule, each interval is this multiple of
+# the last (the policy's `backoff` takes over once the task is overdue).
+_PAST_SCHEDULE = 1.15
 # The lowest `pressure` next_poll_at plans with (a guard against 0, not tuning).
 _MIN_PRESSURE = 1e-6
 
@@ -599,6 +603,10 @@ def _planned_interval(
     mu, sigma, informed = _posterior(policy, state, calibration, stall=False)
     elapsed = max(elapsed, _exp(mu) * _MIN_FRACTION, _TINY)
     log_elapsed = math.log(elapsed)
+    if calibration is not None and calibration.schedule and not informed and pressure >= 1.0:
+        # Progress does not inform: follow the model's own poll schedule,
+        # the fewest polls for its real durations (see `schedule.py`).
+        return _scheduled_interval(policy, state, calibration.schedule, elapsed, high)
     histogram = calibration if calibration is not None and calibration.cdf is not None else None
     if histogram is not None and not informed:
         # No progress to go by: plan from the durations the model's tasks
@@ -632,3 +640,28 @@ def _planned_interval(
         high=high,
         pressure=pressure,
     )
+
+
+def _scheduled_interval(
+    policy: PollPolicy,
+    state: PollState,
+    schedule: tuple[float, ...],
+    elapsed: float,
+    high: float,
+) -> float:
+    """The time to the next poll of `schedule` (in estimates) after `elapsed`."""
+    estimate = _estimate(policy, state)
+    position = elapsed / estimate
+    index = bisect.bisect_right(schedule, position)
+    if index < len(schedule) and state.polls:
+        # A poll jittered (or held) a little early stood for the scheduled
+        # time just ahead: the next one is the time after that.
+        previous = schedule[index - 1] if index else 0.0
+        if schedule[index] - position < 0.5 * (schedule[index] - previous):
+            index += 1
+    if index < len(schedule):
+        return (schedule[index] - position) * estimate
+    # Past the schedule: the task outlived the durations its model showed so
+    # far. Those come from tasks that finished, so the longest are the last
+    # to be learned: stretch the intervals gently, not by `backoff`.
+    return state.gap * _PAST_SCHEDULE if state.polls else high
