@@ -10,16 +10,18 @@ client's endpoints, or a fake in tests) and tells waiters. Its shape:
   state, listeners), in a dict and a heap ordered by next poll time. Watching
   100,000 tasks costs 100,000 records, not 100,000 coroutines.
 - One dispatcher task pops due entries, takes a token from the client-wide
-  budget (`PollPolicy.max_polls_per_second`) and starts a poll; at most
+  budget (the rate the server allows, found by `rate.RateControl`, at most
+  `PollPolicy.max_polls_per_second`) and starts a poll; at most
   `max_in_flight` polls run at once, inside one anyio task group.
 - Several waiters on one id share one entry, so one poll stream.
 - While polls use most of the budget or run late, tasks are planned with a
   lower `pressure` (fewer polls where finishing is unlikely), and with the
   policy's own plan again once the load falls.
-- A 429 on a poll halves the budget for the whole watcher and honours
-  Retry-After; each successful poll wins back a little, so the rate recovers
-  gradually. Other transient failures (5xx, network, timeouts) reschedule the
-  task with backoff and never end a wait. The backoff and its Retry-After
+- A 429 on a poll lowers the budget for the whole watcher to just under the
+  rate the server was measured to allow, and nothing is polled before its
+  Retry-After; the budget probes upward again after a while. Other
+  transient failures (5xx, network, timeouts) reschedule the task with
+  backoff and never end a wait. The backoff and its Retry-After
   rule are the SDK's one retry rule (`_api/retry.py`), from `min_interval`
   doubling up to `max_interval`, a Retry-After longer than that meaning "poll
   again after `max_interval`". A task that disappears (404), an id
@@ -437,7 +439,9 @@ class Watcher:
                 continue
             control = self._rate
             budget = control.rate
-            delay = max(bucket.delay(now, budget), control.blocked - now)
+            delay = control.blocked - now
+            if delay <= 0:
+                delay = bucket.delay(now, budget)
             if delay > 0:
                 control.waited(now)
                 await asyncio.sleep(delay)
@@ -448,12 +452,14 @@ class Watcher:
                 await gate.refill_polls()
                 continue
             due, _, entry = heapq.heappop(heap)
-            self._pressure.sent(
-                now,
-                late=now - due > LATE_FRACTION * max(entry.interval, policy.min_interval),
-                budget=budget,
-                min_interval=policy.min_interval,
-            )
+            if not control.growing(now):
+                # (A budget still rising to the server's limit is not short.)
+                self._pressure.sent(
+                    now,
+                    late=now - due > LATE_FRACTION * max(entry.interval, policy.min_interval),
+                    budget=budget,
+                    min_interval=policy.min_interval,
+                )
             batch = [entry]
             if self._batch_ok:
                 batch.extend(self._also_due(now))
@@ -585,7 +591,9 @@ class Watcher:
                 policy, started_at=_origin(task, now), estimated_time=task.estimated_time
             )
         if task.status is TaskStatus.COMPLETED:
-            self._learning.learn(task.model, planner.finished(entry.state, at=now), self._entries)
+            self._learning.learn(
+                task.model, planner.finished(entry.state, at=now), self._entries, now
+            )
         entry.state = planner.observe(
             entry.state,
             at=now,
@@ -634,9 +642,7 @@ class Watcher:
         )
         if isinstance(exc, RateLimitError):
             # The others in flight (this poll still counts in `_in_flight`).
-            self._rate.rate_limited(
-                now, in_flight=self._in_flight - 1, retry_after=exc.retry_after
-            )
+            self._rate.rate_limited(now, in_flight=self._in_flight - 1, retry_after=exc.retry_after)
         for entry in batch:
             if self._entries.get(entry.task_id) is not entry:
                 continue
