@@ -557,7 +557,7 @@ def test_default_policy_is_valid_and_documented() -> None:
     policy = PollPolicy()
     assert policy.min_interval == 2.0
     assert policy.max_interval == 60.0
-    assert policy.max_polls_per_second == 20.0
+    assert policy.max_polls_per_second is None  # as many as the server allows
     assert policy.batch_endpoint is False
     assert policy.jitter == 0.1
     doc = PollPolicy.__doc__ or ""

@@ -13,8 +13,12 @@ Every API and files-API request of a client goes through `Transport.request`:
   honouring Retry-After (the one rule in `retry.py`). A POST is retried only
   when the caller says it is safe: creates carry an Idempotency-Key, so a
   retry is replayed by the server, never billed twice;
-- a 429's Retry-After pauses every request of the client, not only the one
-  that got it;
+- a 429's Retry-After pauses every request of the client of the same kind
+  (`request_kind`: creates, reads, uploads), not only the one that got it.
+  A server's rate limits are per kind of request (EvoLink's, like the
+  mock's, meter creates and reads apart), and its Retry-After says when
+  the bucket that refused will have a token: a read 429 says nothing of
+  the create bucket, so it holds no create (and the other way round);
 - the client's `default_headers` ride along (in the session the transport
   makes, else per request), a view's `with_options(headers=...)` per
   request, and the proxy of `proxies.py` per request; event hooks and
@@ -65,6 +69,7 @@ from .decode import (
     request_id_of,
 )
 from .hooks import EventHooks, Observer
+from .pacing import READ, Pacer, request_kind, tell
 from .proxies import Proxies
 from .retry import Retryable, RetryPolicy, retry_after_of, retry_loop
 
@@ -159,7 +164,11 @@ class Transport:
         self._owns_session = session is None
         self._semaphore: _Slots | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._paused_until = 0.0
+        #: Per kind of request (`request_kind`), the `time.monotonic()` before
+        #: which none is sent (a 429's Retry-After).
+        self._paused_until: dict[str, float] = {}
+        #: Per kind of request, what paces each of its attempts (`pace`).
+        self._pacers: dict[str, Pacer] = {}
         self._sleep = sleep
         self._redactor = Redactor(api_key) if api_key else NO_SECRET
         self._rng = random.Random()  # noqa: S311 -- jitter, not cryptography
@@ -329,16 +338,31 @@ class Transport:
 
     # -- rate-limit pause ----------------------------------------------------
 
-    def pause_for(self, seconds: float) -> None:
-        """Hold every request of the client for `seconds` (a 429's Retry-After)."""
-        root = self._root
+    def pause_for(self, seconds: float, kind: str = READ) -> None:
+        """
+        Hold every request of the client of `kind` for `seconds` (a 429's
+        Retry-After); requests of other kinds go on.
+        """
+        paused = self._root._paused_until
         until = time.monotonic() + seconds
-        root._paused_until = max(root._paused_until, until)
+        paused[kind] = max(paused.get(kind, 0.0), until)
 
-    async def _wait_pause(self) -> None:
-        root = self._root
+    def paused_for(self, kind: str) -> float:
+        """Seconds requests of `kind` are still held for (0: none)."""
+        return max(0.0, self._root._paused_until.get(kind, 0.0) - time.monotonic())
+
+    def pace(self, kind: str, pacer: Pacer) -> Pacer:
+        """
+        Pace every attempt of `kind` (retries included) with `pacer` from now
+        on, for the whole client; returns the pacer in place (an earlier
+        one, if there is one: one key, one rate).
+        """
+        return self._root._pacers.setdefault(kind, pacer)
+
+    async def _wait_pause(self, kind: str) -> None:
+        paused = self._root._paused_until
         while True:
-            delay = root._paused_until - time.monotonic()
+            delay = paused.get(kind, 0.0) - time.monotonic()
             if delay <= 0:
                 return
             await asyncio.sleep(delay)
@@ -391,7 +415,8 @@ class Transport:
         observer = None
         if self.hooks is not None or counters is not None:
             observer = Observer(self.hooks, counters, method=method, url=url, route=path)
-        attempt_args = (bound, method, url, path, body, form, send_headers, timeout, proxy)
+        kind = request_kind(path)
+        attempt_args = (bound, method, url, path, kind, body, form, send_headers, timeout, proxy)
         # The first attempt goes straight, with no loop and no closure: it is
         # the only attempt of almost every request.
         try:
@@ -402,7 +427,7 @@ class Transport:
             first = Retryable(unreadable)
         except Retryable as failure:
             first = failure
-        met_429 = self._met(first)
+        met_429 = self._met(first, kind)
         if max_retries == 0:
             # Polls: one attempt (the watcher reschedules).
             raise first.error
@@ -419,7 +444,7 @@ class Transport:
             except MalformedReplyError as unreadable:
                 raise Retryable(unreadable) from None
             except Retryable as failure:
-                met_429 = self._met(failure) or met_429
+                met_429 = self._met(failure, kind) or met_429
                 raise
 
         return await retry_loop(
@@ -459,14 +484,14 @@ class Transport:
         )
         return value
 
-    def _met(self, failure: Retryable) -> bool:
-        """True for a 429, whose Retry-After then pauses every request of the client."""
+    def _met(self, failure: Retryable, kind: str) -> bool:
+        """True for a 429, whose Retry-After then pauses the client's requests of `kind`."""
         error = failure.error
         if not (isinstance(error, APIError) and error.status == 429):
             return False
         after = failure.retry_after
         if after is not None and after <= self.retry.max_retry_after:
-            self.pause_for(after)
+            self.pause_for(after, kind)
         return True
 
     def _headers(
@@ -492,6 +517,7 @@ class Transport:
         method: str,
         url: str,
         path: str,
+        kind: str,
         body: bytes | None,
         form: Callable[[], aiohttp.FormData] | None,
         headers: Mapping[str, str] | None,
@@ -513,8 +539,45 @@ class Transport:
             ClientClosedError: the client was closed meanwhile.
         """
         session, slots = bound
-        if self._root._paused_until:
-            await self._wait_pause()
+        root = self._root
+        if root._paused_until:
+            await self._wait_pause(kind)
+        pacer = root._pacers.get(kind) if root._pacers else None
+        if pacer is not None:
+            await pacer.take()
+            try:
+                response = await self._send_paced(
+                    session, slots, method, url, path, body, form, headers, timeout, proxy
+                )
+            except Retryable as failure:
+                tell(pacer, failure.error, failure.retry_after)
+                raise
+            except APIError as error:
+                tell(pacer, error, None)
+                raise
+            except BaseException:
+                pacer.lost()
+                raise
+            pacer.answered(rate_limited=False, retry_after=None)
+            return response
+        return await self._send_paced(
+            session, slots, method, url, path, body, form, headers, timeout, proxy
+        )
+
+    async def _send_paced(
+        self,
+        session: aiohttp.ClientSession,
+        slots: _Slots,
+        method: str,
+        url: str,
+        path: str,
+        body: bytes | None,
+        form: Callable[[], aiohttp.FormData] | None,
+        headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout | None,
+        proxy: str | None,
+    ) -> Response:
+        """`_send_once` past its pause and pacer."""
         if self.closed:
             raise self._closed_error()
         debug = logger.isEnabledFor(logging.DEBUG)

@@ -22,9 +22,10 @@ How a run flows:
 - The run is built from the client's parts (endpoints, uploads, downloader,
   watcher), never from the client itself: a create tells the run whether it
   met a 429, and the run hands the watcher the time it sent the create.
-- A 429 on a create halves the number of creates in flight; each create that
-  goes through without one wins a little back (additive increase,
-  multiplicative decrease). The client's HTTP layer also honours Retry-After.
+- Creates are paced at the rate the server allows (`limiter.CreatePacer`):
+  a 429 on a create sets the rate just under what the server was measured
+  to let through, and it probes upward now and then; the client's HTTP
+  layer holds every create until a 429's Retry-After has passed.
 - A 402 (no credits) stops creating at once; tasks already created are still
   watched to the end.
 - Finished tasks are downloaded (bounded concurrency, atomic files, expired
@@ -53,6 +54,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .. import _models
 from .._api.downloads import Downloader, safe_filename
 from .._api.endpoints import Endpoints
+from .._api.pacing import CREATE
 from .._api.uploads import Uploads
 from .._errors import (
     APIError,
@@ -60,7 +62,6 @@ from .._errors import (
     EvoLinkError,
     InsufficientCreditsError,
     NotSubmittedError,
-    RateLimitError,
     TaskCancelledError,
     TaskFailedError,
     ValidationError,
@@ -71,7 +72,7 @@ from .._watch.watcher import WatchEntry, Watcher
 from .jobs import BatchStats, Job, JobOutcome, JobSource, fingerprint, job_stand_in, read_job
 from .journal import JournalEntry
 from .keys import check_run_id, derive_key
-from .limiter import AIMDLimiter
+from .limiter import CreatePacer, CreateSlots
 from .resume import is_final, journal_record, read_record, worth_resending
 from .shared_budget import Budget
 from .store import (
@@ -161,7 +162,12 @@ class BatchRun:
         #: Jobs another live process held when claimed: re-checked until done.
         self._held: list[tuple[Job, int]] = []
         self._download_dir = Path(download_dir) if download_dir is not None else None
-        self._limiter = AIMDLimiter(concurrency)
+        self._limiter = CreateSlots(concurrency)
+        # Creates per second, paced in the client's transport (retries too),
+        # shared by every run of the client: one key, one create rate.
+        pacer = endpoints.transport.pace(CREATE, CreatePacer())
+        assert isinstance(pacer, CreatePacer)
+        self._pacer = pacer
         self._max_active = max_active
         self._budget = budget
         #: Names the run in every derived Idempotency-Key; the journal's
@@ -515,16 +521,9 @@ class BatchRun:
             logger.warning("no credits left: the batch stops creating tasks")
             return JobOutcome(job=job, error=exc, index=index)
         except EvoLinkError as exc:
-            if isinstance(exc, RateLimitError):
-                self._limiter.decrease()
             if not worth_resending(exc):
                 await journal.finished(job_id, journal_record(None, exc, None))
             return JobOutcome(job=job, error=exc, index=index)
-        if created.rate_limited:
-            self._limiter.decrease()
-            logger.info("rate limited: batch creates in flight now %d", self._limiter.limit)
-        else:
-            self._limiter.increase()
         task = created.task
         await journal.created(job_id, task.id)
         return self._watch(job, index, key, task.id, task, started)

@@ -1,9 +1,8 @@
 """
 The watcher's poll budget, as pure controllers: a clock reading in, numbers out.
 
-- `TokenBucket`: `PollPolicy.max_polls_per_second` for the whole client.
-- `Slowdown`: the share of that budget in use. A 429 on a poll halves it;
-  each successful poll wins a little back, so the rate recovers gradually.
+- `TokenBucket`: the poll budget of the whole client, at the rate the
+  server allows (`rate.RateControl`, within `PollPolicy.max_polls_per_second`).
 - `Pressure`: the share of `PollPolicy.latency_weight` the planner plans
   with. Over each window, if polls used more than `BUSY_UTILIZATION` of the
   budget or more than `LATE_SHARE` of them went out late (later than
@@ -31,23 +30,24 @@ __all__ = [
     "LATE_FRACTION",
     "LATE_SHARE",
     "MIN_PRESSURE",
-    "MIN_SLOWDOWN",
-    "RECOVERY_STEP",
+    "START_POLL_RATE",
     "WINDOW_POLLS",
     "PollGate",
     "Pressure",
-    "Slowdown",
     "TokenBucket",
 ]
 
 logger = logging.getLogger("evolink_async")
 
-#: The watcher never slows below this share of its budget after 429s.
-MIN_SLOWDOWN: Final = 1 / 64
-#: Share of the full budget won back by each successful poll after a slowdown.
-RECOVERY_STEP: Final = 0.02
-BUSY_UTILIZATION: Final = 0.7
-CALM_UTILIZATION: Final = 0.5
+#: Polls per second a watcher with no `max_polls_per_second` starts at; it
+#: grows from there while polls wait for it (see `rate.RateControl`).
+START_POLL_RATE: Final = 50.0
+#: Pressure eases past this share of the budget, and comes back under the
+#: calm one. The budget is paced (no bursts), so a poll queues only a few
+#: token intervals behind the others even at 90 %: headroom above that
+#: would be polls the server allows and the watcher does not make.
+BUSY_UTILIZATION: Final = 0.9
+CALM_UTILIZATION: Final = 0.75
 LATE_FRACTION: Final = 0.1
 LATE_SHARE: Final = 0.1
 #: A window lasts `min_interval`, and at least as long as the budget takes
@@ -92,25 +92,6 @@ class TokenBucket:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / rate
-
-
-class Slowdown:
-    """The share of the poll budget in use: 1.0, or less after 429s."""
-
-    __slots__ = ("share",)
-
-    def __init__(self) -> None:
-        self.share = 1.0
-
-    def rate_limited(self) -> None:
-        """A poll met a 429: halve the share."""
-        self.share = max(MIN_SLOWDOWN, self.share / 2)
-        logger.info("poll rate-limited; watcher budget now %.0f%%", self.share * 100)
-
-    def succeeded(self) -> None:
-        """A poll went through: win a little back."""
-        if self.share < 1.0:
-            self.share = min(1.0, self.share + RECOVERY_STEP)
 
 
 class Pressure:

@@ -63,9 +63,14 @@ class PollPolicy:
             short it stretches with the planning pressure (see
             `next_poll_at`): planned, rather than broken at random by polls
             queueing for the budget.
-        max_polls_per_second: Budget shared by every waiter of one client
-            (> 0); the scheduler delays polls beyond it, and plans sparser
-            polls while it uses most of it (see `next_poll_at`'s `pressure`).
+        max_polls_per_second: Budget shared by every waiter of one client:
+            a ceiling on poll requests per second (> 0), or None (the
+            default) for as many as the server allows. Either way the
+            watcher finds the server's own limit from its 429s and polls
+            just under it (see `_watch/rate.py`), starting at this value
+            (or 50/s) and growing while polls wait for the budget; it plans
+            sparser polls while the budget is nearly spent (see
+            `next_poll_at`'s `pressure`).
         batch_endpoint: Poll due tasks in groups through `POST /v1/tasks/batch`
             (seen in EvoLink's own clients, not documented) instead of one
             `GET /v1/tasks/{id}` each.
@@ -111,7 +116,9 @@ class PollPolicy:
 
     min_interval: float = attrs.field(default=2.0, validator=_positive)
     max_interval: float = attrs.field(default=60.0, validator=_positive)
-    max_polls_per_second: float = attrs.field(default=20.0, validator=_positive)
+    max_polls_per_second: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
     batch_endpoint: bool = attrs.field(default=False, validator=_boolean)
     jitter: float = attrs.field(default=0.1, validator=_unit_fraction)
     default_estimate: float = attrs.field(default=120.0, validator=_positive)
@@ -137,7 +144,8 @@ class PollPolicy:
         This policy for a clock that runs `factor` times real time (a mock
         server's `time_scale`): every time field times `factor`, the poll
         budget divided by it, so polling behaves as against the real API,
-        only faster.
+        only faster. (A budget of None stays None: it is found from the
+        server's 429s, which count real seconds.)
 
         Raises:
             ValidationError: `factor` is not a finite number > 0.
@@ -150,5 +158,7 @@ class PollPolicy:
             min_interval=self.min_interval * number,
             max_interval=self.max_interval * number,
             default_estimate=self.default_estimate * number,
-            max_polls_per_second=self.max_polls_per_second / number,
+            max_polls_per_second=(
+                None if self.max_polls_per_second is None else self.max_polls_per_second / number
+            ),
         )
