@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import json
 import math
 import random
 import statistics
@@ -393,3 +394,63 @@ def test_running_tasks_lengthen_a_flat_models_schedule() -> None:
     assert plain.schedule and counted.schedule
     assert plain.schedule[-1] < 2.0 < counted.schedule[-1]
     assert not with_running.wants_running("m")  # until RESCHEDULE more tasks
+
+
+# -- snapshot and restore ---------------------------------------------------------
+
+
+def test_a_snapshot_restores_the_same_calibration() -> None:
+    calibrator = Calibrator(SPREAD)
+    for sample in lognormal(60, bias=2.0, sigma=0.4):
+        calibrator.learn("a", sample)
+    for sample in lognormal(10, bias=0.5, sigma=0.2, seed=2):
+        calibrator.learn("b", attrs.evolve(sample, flat=True))
+    data = json.loads(json.dumps(calibrator.snapshot()))  # JSON-ready
+    again = Calibrator(SPREAD)
+    assert again.restore(data) == 2
+    for model in ("a", "b"):
+        before, after = calibrator.get(model), again.get(model)
+        assert before is not None and after is not None
+        assert after.shift == pytest.approx(before.shift)
+        assert after.spread == pytest.approx(before.spread)
+        assert after.cdf == pytest.approx(before.cdf)
+        assert after.flat == before.flat
+        assert after.level == before.level and after.line == before.line
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        [],
+        {"version": 99, "models": {}},
+        {"version": 1, "models": []},
+        {"version": 1, "models": {"m": {"weight": "x"}}},
+        {"version": 1, "models": {"m": None}},
+    ],
+)
+def test_an_unreadable_snapshot_restores_nothing(data: object) -> None:
+    calibrator = Calibrator(SPREAD)
+    assert calibrator.restore(data) == 0
+    assert calibrator.get("m") is None
+
+
+def test_a_bad_model_in_a_snapshot_leaves_the_others() -> None:
+    calibrator = Calibrator(SPREAD)
+    for sample in lognormal(20, bias=1.5, sigma=0.3):
+        calibrator.learn("good", sample)
+    data = calibrator.snapshot()
+    bad = dict(data["models"]["good"])
+    for field, value in [
+        ("mean", math.inf),
+        ("variance", -1.0),
+        ("histogram", [1.0] * 3),
+        ("histogram", [-1.0] * len(bad["histogram"])),
+        ("level", [[1.0, 0.0]] * 4),
+        ("weight", True),
+        ("line", "no"),
+    ]:
+        data["models"]["bad"] = {**bad, field: value}
+        again = Calibrator(SPREAD)
+        assert again.restore(data) == 1, field
+        assert again.get("bad") is None and again.get("good") is not None

@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -97,6 +97,10 @@ POINTS: Final = 100
 SCHEDULE_LATE: Final = 0.01
 #: A flat model's schedule is computed again after this many more tasks.
 RESCHEDULE: Final = 16
+#: The format of `Calibrator.snapshot`; `restore` takes this one only.
+SNAPSHOT_VERSION: Final = 1
+#: Model ids longer than this are not restored from a snapshot.
+MAX_MODEL_NAME: Final = 256
 #: Models remembered; the least recently used is forgotten first.
 MAX_MODELS: Final = 64
 #: A progress prediction's scored error is clipped to this (log units), so
@@ -279,6 +283,77 @@ def _prior_histogram(spread: float) -> list[float]:
     return [mass / total for mass in masses]
 
 
+def _restored(fields: object, spread: float) -> _Model | None:
+    """A model's statistics from `Calibrator.snapshot` data, or None if unreadable."""
+    if not isinstance(fields, dict):
+        return None
+
+    def number(key: str, low: float, high: float) -> float | None:
+        value = fields.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        value = float(value)
+        return value if math.isfinite(value) and low <= value <= high else None
+
+    def errors(key: str) -> list[_Errors] | None:
+        rows = fields.get(key)
+        if not isinstance(rows, list) or len(rows) != TO_GO_BINS:
+            return None
+        out = []
+        for row in rows:
+            if not (isinstance(row, list) and len(row) == 3):
+                return None
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in row):
+                return None
+            weight, mean, square = (float(v) for v in row)
+            if not (0.0 <= weight <= WINDOW and abs(mean) <= MAX_ERROR):
+                return None
+            if not 0.0 <= square <= MAX_ERROR * MAX_ERROR:
+                return None
+            item = _Errors()
+            item.weight, item.mean, item.square = weight, mean, square
+            out.append(item)
+        return out
+
+    weight = number("weight", PRIOR_WEIGHT, WINDOW)
+    samples = number("samples", 0.0, WINDOW)
+    mean = number("mean", -RANGE, RANGE)
+    variance = number("variance", 0.0, RANGE * RANGE)
+    moved = number("moved", 0.0, WINDOW)
+    flat = number("flat", 0.0, WINDOW)
+    histogram = fields.get("histogram")
+    level, line = errors("level"), errors("line")
+    if (
+        weight is None
+        or samples is None
+        or mean is None
+        or variance is None
+        or moved is None
+        or flat is None
+        or level is None
+        or line is None
+        or not isinstance(histogram, list)
+        or len(histogram) != _BINS
+    ):
+        return None
+    masses = []
+    for mass in histogram:
+        if isinstance(mass, bool) or not isinstance(mass, int | float):
+            return None
+        if not (math.isfinite(mass) and 0.0 <= mass <= 1.0):
+            return None
+        masses.append(float(mass))
+    total = sum(masses)
+    if not total > 0.0:
+        return None
+    stats = _Model(spread)
+    stats.weight, stats.samples, stats.mean, stats.variance = weight, samples, mean, variance
+    stats.histogram = [mass / total for mass in masses]
+    stats.moved, stats.flat = moved, flat
+    stats.level, stats.line = level, line
+    return stats
+
+
 def _is_flat(stats: _Model) -> bool:
     return stats.flat >= MIN_FLAT and stats.flat > FLAT_ODDS * stats.moved
 
@@ -425,6 +500,50 @@ class Calibrator:
         if stats is None or not _is_flat(stats) or stats.samples < MIN_SAMPLES:
             return False
         return not stats.schedule or stats.samples - stats.scheduled_at >= RESCHEDULE
+
+    def snapshot(self) -> dict[str, Any]:
+        """
+        What was learned, as JSON-ready data for `restore` (a batch journal
+        keeps it, so a resumed run starts calibrated). Running tasks and
+        schedules are left out: they are worked out again.
+        """
+        models: dict[str, Any] = {}
+        for name, stats in self._models.items():
+            models[name] = {
+                "weight": stats.weight,
+                "samples": stats.samples,
+                "mean": stats.mean,
+                "variance": stats.variance,
+                "histogram": list(stats.histogram),
+                "moved": stats.moved,
+                "flat": stats.flat,
+                "level": [[e.weight, e.mean, e.square] for e in stats.level],
+                "line": [[e.weight, e.mean, e.square] for e in stats.line],
+            }
+        return {"version": SNAPSHOT_VERSION, "models": models}
+
+    def restore(self, data: object) -> int:
+        """
+        Take up what `snapshot` gave (of this or an earlier run); returns how
+        many models it restored. Anything unreadable (another version, a
+        value out of range) is left out, model by model: a calibration is a
+        head start, never a reason to fail.
+        """
+        if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
+            return 0
+        models = data.get("models")
+        if not isinstance(models, dict):
+            return 0
+        restored = 0
+        for name, fields in list(models.items())[-MAX_MODELS:]:
+            stats = _restored(fields, self._spread) if isinstance(name, str) else None
+            if stats is not None and len(name) <= MAX_MODEL_NAME:
+                self._models.pop(name, None)
+                self._models[name] = stats
+                restored += 1
+        while len(self._models) > MAX_MODELS:
+            self._models.popitem(last=False)
+        return restored
 
     def running(self, model: str, ratios: Sequence[float]) -> None:
         """
