@@ -48,6 +48,7 @@ def job(n: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_thousand_jobs_under_every_fault(tmp_path: Path) -> None:
     out = tmp_path / "videos"

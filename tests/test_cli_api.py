@@ -68,6 +68,7 @@ def test_missing_key_is_a_clear_error(
     assert "EVOLINK_API_KEY" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_runs_against_the_embedded_mock(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVOLINK_")}
     result = subprocess.run(

@@ -362,6 +362,7 @@ def test_example_jobs_cover_every_model_and_validate(capsys: pytest.CaptureFixtu
     assert text == EMBEDDED_JOBS
 
 
+@pytest.mark.slow
 def test_demo_shows_progress_and_a_summary_per_model(tmp_path: Path) -> None:
     kept = tmp_path / "demo-output"
     (kept / "videos").mkdir(parents=True)

@@ -90,6 +90,7 @@ def out_ids(path: Path) -> set[str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(2 * DEADLINE + 60)
 def test_two_processes_share_a_run_and_the_survivor_takes_over_a_killed_one(
     slow_mock_server: tuple[str, str], pg_url: str, tmp_path: Path

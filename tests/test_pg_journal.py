@@ -92,6 +92,7 @@ async def test_the_three_writes_land_with_their_times_and_never_the_key(
     assert set(mock.stats.creates_per_key) == {r["idempotency_key"] for r in found}
 
 
+@pytest.mark.slow
 async def test_two_runs_of_one_run_id_split_the_work(mock: MockEvoLink, pg_url: str) -> None:
     run_id = fresh_run()
     jobs = [wan(f"s-{n:02d}") for n in range(30)]
@@ -262,6 +263,7 @@ async def test_a_postgresql_journal_failing_mid_run_ends_the_run_with_journal_er
     assert mock.stats.requests[CREATE] == 1
 
 
+@pytest.mark.slow
 async def test_batch_takes_a_shared_creates_budget_from_the_command_line(
     mock: MockEvoLink, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -118,6 +118,7 @@ def run_workers(url: str, key: str, dsn: str, prefix: str, count: int) -> list[d
     return summaries
 
 
+@pytest.mark.slow
 async def test_two_processes_within_the_shared_budget_meet_no_429(
     pg_url: str, limited_mock: tuple[str, str]
 ) -> None:

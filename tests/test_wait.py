@@ -229,6 +229,7 @@ async def test_cancelling_one_waiter_leaves_the_others(client: EvoLinkClient) ->
     assert first.cancelled()
 
 
+@pytest.mark.slow
 async def test_budget_is_respected_with_2000_tasks(mock: MockEvoLink) -> None:
     budget = 400.0
     poll = attrs.evolve(FAST_POLL, max_polls_per_second=budget)
