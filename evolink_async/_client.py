@@ -238,8 +238,13 @@ class EvoLinkClient(ModelCalls):
             await self._transport.aclose()
             return
         self._downloader.close()
-        await self._watcher.aclose()
-        await self._transport.aclose()
+        try:
+            await self._watcher.aclose()
+        finally:
+            # Even when the caller is being cancelled (asyncio.run on Ctrl-C
+            # cancels the main task, and the watcher's close then passes the
+            # cancellation on), the session must not be left open.
+            await self._transport.aclose()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         transport = getattr(self, "_transport", None)

@@ -596,6 +596,32 @@ async def test_unclosed_client_warns(mock: MockEvoLink) -> None:
     gc.collect()
 
 
+async def test_cancelling_the_task_that_holds_the_client_still_closes_its_session(
+    mock: MockEvoLink,
+) -> None:
+    # What asyncio.run does on Ctrl-C: cancel the main task, here in the
+    # middle of a wait. Leaving `async with` must still close the session.
+    clients: list[EvoLinkClient] = []
+    entered = asyncio.Event()
+
+    async def main() -> None:
+        async with make_client(mock) as client:
+            clients.append(client)
+            task = await client.submit(raw_seedance())
+            entered.set()
+            await client.wait(task)
+
+    runner = asyncio.create_task(main())
+    await entered.wait()
+    await asyncio.sleep(0.01)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    (client,) = clients
+    assert not client._transport.has_open_session
+    assert mock.stats.tasks_created == 1
+
+
 async def test_client_refuses_a_second_event_loop(mock: MockEvoLink) -> None:
     client = make_client(mock)
     await client.get_credits()
