@@ -90,6 +90,9 @@ class _RayBudget:
     async def refill_polls(self) -> None:
         return None
 
+    def rate_limited(self, kind: str) -> None:
+        return None  # a fixed rate: each client's own pacer adapts
+
 
 def _plain(value: Any) -> Any:
     """A batch cell as plain Python (numpy arrays and scalars, nested)."""

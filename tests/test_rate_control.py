@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+import os
+import time
 from dataclasses import dataclass, field
 
 import attrs
 import pytest
 
-from evolink_async import TaskStatus, Wan25ImageToVideo
+from evolink_async import SharedBudget, TaskStatus, Wan25ImageToVideo
 from evolink_async._watch.rate import PROBE, SIT, RateControl
 from evolink_async.testing import Fault, MockEvoLink, RateLimit
 
@@ -341,3 +343,39 @@ async def test_a_read_429_does_not_hold_creates() -> None:
     routes = [r.route for r in mock.requests_log]
     assert routes.count(GET_TASK) == 1
     assert routes.index(GET_TASK) < len(routes) - 1 == routes.index(CREATE, 1)
+
+
+# -- a shared budget: the processes together find the key's limit ----------------------
+
+
+async def _reported(budget: SharedBudget) -> None:
+    await asyncio.gather(*budget._reports)
+
+
+async def test_a_429_lowers_the_shared_rate_for_every_process(pg_url: str) -> None:
+    name = f"adapt-{os.getpid()}-{time.time_ns()}"
+    first = SharedBudget(pg_url, creates_per_second=40, name=name)
+    second = SharedBudget(pg_url, creates_per_second=40, name=name)
+    async with first, second:
+        await asyncio.gather(first.take_create(), second.take_create())
+        assert second.rates["create"] == 40.0  # the ceiling given, until a 429
+        first.rate_limited("create")
+        await _reported(first)
+        await second.take_create()
+        # Halved for both (nothing measured yet), and probing from there at once.
+        assert second.rates["create"] == pytest.approx(20.0, rel=0.01)
+        # Again at once: too few tokens went out since to measure, so no new cut.
+        first.rate_limited("create")
+        await _reported(first)
+        assert first.reported == 2
+        assert first.cuts == 1
+        # 20 tokens taken by the two over about 1.6 s, then a 429: the shared
+        # rate goes just under the rate they were taken at (some 13/s).
+        for _ in range(10):
+            await asyncio.gather(first.take_create(), second.take_create(), asyncio.sleep(0.16))
+        second.rate_limited("create")
+        await _reported(second)
+        assert second.cuts == 1
+        await first.take_create()
+        assert 4.0 < first.rates["create"] < 16.0
+    assert first.fallbacks == second.fallbacks == 0

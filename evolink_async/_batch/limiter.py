@@ -23,6 +23,7 @@ from typing import Final
 
 from .._watch.budget import TokenBucket
 from .._watch.rate import RateControl
+from .shared_budget import Budget
 
 __all__ = ["START_CREATE_RATE", "CreatePacer", "CreateSlots"]
 
@@ -75,6 +76,8 @@ class CreatePacer:
         self._bucket: TokenBucket | None = None
         #: Attempts sent and not yet answered.
         self.in_flight = 0
+        #: Budgets shared with other processes, told of every create 429.
+        self.gates: list[Budget] = []
 
     async def take(self) -> None:
         """Wait until the next create may go out (the rate, and any Retry-After)."""
@@ -100,6 +103,8 @@ class CreatePacer:
         now = asyncio.get_running_loop().time()
         if rate_limited:
             self.control.rate_limited(now, in_flight=self.in_flight, retry_after=retry_after)
+            for gate in self.gates:
+                gate.rate_limited("create")
         else:
             self.control.accepted(now)
 

@@ -331,6 +331,7 @@ class BatchRun:
             self._journal.count_polls(lambda: self._watcher.polls_sent - sent)
             if self._budget is not None:
                 self._watcher.poll_gates.append(self._budget)
+                self._pacer.gates.append(self._budget)  # told of create 429s
             async with send, anyio.create_task_group() as group:
                 group.start_soon(self._finisher, group, send)
                 await self._produce(group, send)
@@ -358,6 +359,7 @@ class BatchRun:
             watcher = self._watcher
             if self._budget is not None and self._budget in watcher.poll_gates:
                 watcher.poll_gates.remove(self._budget)
+                self._pacer.gates.remove(self._budget)
             for active in list(self._active.values()):
                 if active.entry is not None:
                     watcher.unwatch(active.entry, self._listener(active))

@@ -10,6 +10,16 @@ the bucket was full, whatever the number of processes, and nobody retries.
 Creates take one token per `UPDATE`; polls take small blocks and hand them
 out locally.
 
+The rates given are ceilings, and the start: the shared rate adapts to the
+key's real limit, for all processes at once. A process that meets a 429
+reports it (`rate_limited`), and one `UPDATE` sets the shared rate just
+under the tokens every process took since the last such cut, over the time
+since (the server's bucket was empty at both 429s, so that is the key's
+limit), or halves it the first time; from there the rate probes back up
+towards the ceiling as `RateControl` does (`_watch/rate.py`: held for a
+while, then growing faster and faster). Each process still paces its own
+creates too (`CreatePacer`): the last defence, as is the SDK's 429 handling.
+
 When the database cannot be reached, a process falls back to its share of
 the rate (the rate divided by the processes seen alive lately, or the whole
 rate when it never knew) in a local bucket, and tries the database again a
@@ -29,6 +39,16 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from .._errors import ValidationError
 from .._numbers import is_number
+from .._watch.rate import (
+    DECREASE,
+    HOLD_MAX_SECONDS,
+    HOLD_REQUESTS,
+    HOLD_SECONDS,
+    MAX_GROWTH,
+    MIN_GRANTS,
+    PROBE,
+    SIT,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -70,23 +90,71 @@ CREATE TABLE IF NOT EXISTS evolink_budget_members (
     seen double precision NOT NULL,
     PRIMARY KEY (name, member)
 );
+ALTER TABLE evolink_budget ADD COLUMN IF NOT EXISTS ceiling double precision;
+ALTER TABLE evolink_budget ADD COLUMN IF NOT EXISTS base double precision;
+ALTER TABLE evolink_budget ADD COLUMN IF NOT EXISTS cut_at double precision;
+ALTER TABLE evolink_budget ADD COLUMN IF NOT EXISTS granted double precision NOT NULL DEFAULT 0;
+ALTER TABLE evolink_budget ADD COLUMN IF NOT EXISTS cut_granted double precision NOT NULL DEFAULT 0;
+ALTER TABLE evolink_budget ADD COLUMN IF NOT EXISTS hold double precision NOT NULL DEFAULT 0;
 """
+# `rate` is the ceiling given (kept for the rows of earlier versions);
+# `base` the rate the last cut set, `cut_at` when (NULL: never), `hold` how
+# long it holds before probing (0 after a blind cut), `granted` the tokens
+# taken in all, `cut_granted` those taken by then.
 _ENSURE: Final = """
-INSERT INTO evolink_budget (name, kind, rate, burst, tokens, stamp)
-VALUES ($1, $2, $3, $4, $4, extract(epoch from clock_timestamp()))
-ON CONFLICT (name, kind) DO UPDATE SET rate = excluded.rate, burst = excluded.burst
+INSERT INTO evolink_budget (name, kind, rate, burst, tokens, stamp, ceiling, base)
+VALUES ($1, $2, $3, $4, $4, extract(epoch from clock_timestamp()), $3, $3)
+ON CONFLICT (name, kind) DO UPDATE SET
+    rate = excluded.rate, burst = excluded.burst, ceiling = excluded.ceiling,
+    base = least(coalesce(evolink_budget.base, excluded.ceiling), excluded.ceiling)
 """
-# Refill on the database clock, then take `$3` tokens, into debt if need be;
-# the tokens left (negative: owed) tell the taker how long to wait.
-_TAKE: Final = """
-UPDATE evolink_budget
-SET tokens = least(
-        burst, tokens + greatest(0, extract(epoch from clock_timestamp()) - stamp) * rate
-    ) - $3,
-    stamp = greatest(stamp, extract(epoch from clock_timestamp()))
-WHERE name = $1 AND kind = $2
-RETURNING tokens, rate
-"""
+#: The shared rate now, in SQL over a row `b` and the time `now.t`: the
+#: ceiling until a 429, then `RateControl`'s probe from the rate a cut set.
+_RATE: Final = f"""
+CASE WHEN b.cut_at IS NULL THEN b.ceiling ELSE least(b.ceiling, b.base * exp(least(
+    {MAX_GROWTH}, {PROBE / 2} * power(greatest(0, now.t - b.cut_at - b.hold), 2))))
+END"""
+_NOW: Final = "WITH now AS (SELECT extract(epoch from clock_timestamp()) AS t)"
+# Refill on the database clock at the shared rate, then take `$3` tokens,
+# into debt if need be; the tokens left (negative: owed) tell the taker how
+# long to wait.
+_TAKE: Final = f"""
+{_NOW}
+UPDATE evolink_budget b
+SET tokens = least(b.burst, b.tokens + greatest(0, now.t - b.stamp) * ({_RATE})) - $3,
+    stamp = greatest(b.stamp, now.t),
+    granted = b.granted + $3
+FROM now
+WHERE b.name = $1 AND b.kind = $2
+RETURNING b.tokens, {_RATE}
+"""  # noqa: S608 -- made of this module's numeric constants, no input
+# A 429 met: a new cut once MIN_GRANTS tokens went out since the last one
+# (sooner, the last cut has not had its effect yet). The tokens taken since
+# the last cut over the time since, at SIT, held as `RateControl` holds a
+# measured rate; the first time, with nothing to measure, the rate halved,
+# probing at once. Never under `$3`.
+_CUT: Final = f"""
+{_NOW}, cut AS (
+    SELECT b.name, b.kind, {_RATE} AS rate_now,
+        CASE WHEN b.cut_at IS NOT NULL AND now.t > b.cut_at
+            THEN {SIT} * (b.granted - b.cut_granted) / (now.t - b.cut_at) END AS measured
+    FROM evolink_budget b, now
+    WHERE b.name = $1 AND b.kind = $2
+)
+UPDATE evolink_budget b
+SET base = greatest($3, CASE WHEN cut.measured IS NULL THEN cut.rate_now * {DECREASE}
+        ELSE least(cut.rate_now, cut.measured) END),
+    hold = CASE WHEN cut.measured IS NULL THEN 0 ELSE least({HOLD_MAX_SECONDS}, greatest(
+        {HOLD_SECONDS}, {HOLD_REQUESTS} / greatest($3, least(cut.rate_now, cut.measured)))) END,
+    cut_at = now.t,
+    cut_granted = b.granted
+FROM now, cut
+WHERE b.name = cut.name AND b.kind = cut.kind
+    AND (b.cut_at IS NULL OR b.granted - b.cut_granted >= {MIN_GRANTS})
+RETURNING b.base
+"""  # noqa: S608 -- made of this module's numeric constants, no input
+#: A cut never takes the shared rate under this share of its ceiling.
+FLOOR_SHARE: Final = 1 / 64
 _HEARTBEAT: Final = """
 INSERT INTO evolink_budget_members (name, member, seen)
 VALUES ($1, $2, extract(epoch from clock_timestamp()))
@@ -113,6 +181,10 @@ class Budget(Protocol):
 
     async def refill_polls(self) -> None:
         """Get more poll tokens, waiting until they may be used."""
+        ...
+
+    def rate_limited(self, kind: str) -> None:
+        """A request of `kind` ("create", "poll") met a 429 (the rate may adapt to it)."""
         ...
 
 
@@ -164,9 +236,10 @@ class SharedBudget:
     Args:
         dsn: a `postgresql://` URL.
         creates_per_second: creates per second for the key, all processes
-            together; stay a little under the server's limit.
-        polls_per_second: poll requests per second, all processes together;
-            None leaves polls to each client's own `PollPolicy`.
+            together: where the shared rate starts, and its ceiling (429s
+            lower it to the key's real limit, see the module's docstring).
+        polls_per_second: poll requests per second, all processes together,
+            likewise; None leaves polls to each client's own watcher.
         name: names the bucket, so several keys can share one database
             (never the key itself).
     """
@@ -201,6 +274,12 @@ class SharedBudget:
         self._closed = False
         #: Takes served from the local share because the database failed.
         self.fallbacks = 0
+        #: The shared rate per kind ("create", "poll") at the last take.
+        self.rates: dict[str, float] = {}
+        #: 429s reported, and the cuts of the shared rate they made.
+        self.reported = 0
+        self.cuts = 0
+        self._reports: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         # The DSN may hold a password: only the parts a log can show.
@@ -218,6 +297,9 @@ class SharedBudget:
     async def aclose(self) -> None:
         """Leave the members table and close the connection (the buckets stay)."""
         self._closed = True
+        for report in list(self._reports):
+            report.cancel()
+        await asyncio.gather(*self._reports, return_exceptions=True)
         connection, self._connection = self._connection, None
         if connection is None:
             return
@@ -252,6 +334,37 @@ class SharedBudget:
         block = max(1, min(POLL_BLOCK, int(rate * BURST_SECONDS)))
         await asyncio.sleep(await self._take("poll", rate, block))
         self._poll_tokens += block
+
+    def rate_limited(self, kind: str) -> None:
+        """
+        A request of `kind` ("create" or "poll") met a 429: lower the shared
+        rate (in the background; a database that fails is only logged).
+        """
+        rate = self.creates_per_second if kind == "create" else self.polls_per_second
+        loop = asyncio.get_running_loop()
+        if rate is None or self._closed or loop.time() < self._down_until:
+            return
+        self.reported += 1
+        task = loop.create_task(self._cut(kind, rate))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _cut(self, kind: str, ceiling: float) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        try:
+            async with self._lock:
+                connection = await asyncio.wait_for(self._connect(), DATABASE_TIMEOUT)
+                base = await asyncio.wait_for(
+                    connection.fetchval(_CUT, self.name, kind, ceiling * FLOOR_SHARE),
+                    DATABASE_TIMEOUT,
+                )
+        except Exception as exc:  # the next take finds a failing database too
+            logger.debug("shared budget: could not lower the %s rate (%r)", kind, exc)
+            return
+        if base is not None:
+            self.cuts += 1
+            logger.info("shared budget: %s rate-limited (HTTP 429), shared rate %.3g/s", kind, base)
 
     # -- the buckets ------------------------------------------------------------
 
@@ -303,6 +416,7 @@ class SharedBudget:
             row = await connection.fetchrow(_TAKE, self.name, kind, float(count))
             assert row is not None
         tokens, shared_rate = float(row[0]), float(row[1])
+        self.rates[kind] = shared_rate
         return max(0.0, -tokens / shared_rate)
 
     async def _connect(self) -> asyncpg.Connection[Any]:

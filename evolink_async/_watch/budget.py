@@ -70,6 +70,10 @@ class PollGate(Protocol):
         """Get more poll tokens, waiting until they may be used."""
         ...
 
+    def rate_limited(self, kind: str) -> None:
+        """A request of `kind` ("poll", "create") met a 429: adapt the shared rate."""
+        ...
+
 
 class TokenBucket:
     """A token bucket: `rate` tokens a second, at most `burst` saved up."""

@@ -55,6 +55,7 @@ __all__ = [
     "HOLD_MAX_SECONDS",
     "HOLD_REQUESTS",
     "HOLD_SECONDS",
+    "MAX_GROWTH",
     "MEASURE_WINDOW",
     "MIN_GRANTS",
     "PROBE",

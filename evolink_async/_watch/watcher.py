@@ -643,6 +643,8 @@ class Watcher:
         if isinstance(exc, RateLimitError):
             # The others in flight (this poll still counts in `_in_flight`).
             self._rate.rate_limited(now, in_flight=self._in_flight - 1, retry_after=exc.retry_after)
+            for gate in self.poll_gates:
+                gate.rate_limited("poll")
         for entry in batch:
             if self._entries.get(entry.task_id) is not entry:
                 continue
