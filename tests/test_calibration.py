@@ -29,6 +29,8 @@ from evolink_async._watch.planner import finished, next_poll_at, observe, start
 from evolink_async._watch.schedule import fewest_polls
 from evolink_async.testing import MockEvoLink
 
+from .conftest import JournalTarget
+
 pytestmark = pytest.mark.anyio
 
 POLICY = PollPolicy(jitter=0.0)
@@ -454,3 +456,48 @@ def test_a_bad_model_in_a_snapshot_leaves_the_others() -> None:
         again = Calibrator(SPREAD)
         assert again.restore(data) == 1, field
         assert again.get("bad") is None and again.get("good") is not None
+
+
+# -- kept in the batch journal ---------------------------------------------------
+
+
+async def test_a_resumed_run_starts_calibrated(journal_target: JournalTarget) -> None:
+    # Run 1 learns that the estimates are a third of the real run times; the
+    # journal keeps that. Run 2, on a fresh client, resumes the run with new
+    # jobs: they are planned from the kept calibration before any of them
+    # finished, so the server reads them far less often than the planner
+    # alone would.
+    policy = attrs.evolve(PollPolicy().scaled(SCALE), max_polls_per_second=10_000.0)
+
+    def jobs(first: int, count: int) -> list[dict[str, object]]:
+        return [
+            {
+                "id": f"job-{n}",
+                "model": "seedance-2.0-image-to-video",
+                "prompt": "a lighthouse at dusk",
+                "image_urls": ["https://example.com/frame.jpg"],
+            }
+            for n in range(first, first + count)
+        ]
+
+    async with MockEvoLink(time_scale=SCALE, eta_bias=1 / 3, progress="none", seed=6) as mock:
+        async with EvoLinkClient(mock.api_key, base_url=mock.url, poll=policy) as client:
+            first = await client.batch(jobs(0, 16), **journal_target.batch_options()).results()
+        assert all(outcome.ok for outcome in first)
+        async with EvoLinkClient(mock.api_key, base_url=mock.url, poll=policy) as client:
+            both = await client.batch(jobs(0, 22), **journal_target.batch_options()).results()
+    assert [outcome.resumed for outcome in both] == [True] * 16 + [False] * 6
+    assert mock.stats.tasks_created == 22  # nothing created twice
+
+    seen, blind = [], []
+    for outcome in both[16:]:
+        assert outcome.task is not None
+        state = mock.tasks[outcome.task.id]
+        seen.append(len(mock.stats.polls[outcome.task.id]))
+        alone = start(policy, started_at=0.0, estimated_time=state.estimated_time)
+        when, count = next_poll_at(policy, alone, now=0.0, u=0.5), 1
+        while when < state.finishes_at - state.created_at:
+            alone = observe(alone, at=when, progress=0, status="processing")
+            when, count = next_poll_at(policy, alone, now=when, u=0.5), count + 1
+        blind.append(count)
+    assert statistics.mean(seen) < 0.7 * statistics.mean(blind)

@@ -24,7 +24,7 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
@@ -48,6 +48,7 @@ __all__ = [
     "JobOutcome",
     "JobSource",
     "fingerprint",
+    "iterate_jobs",
     "job_id_of",
     "job_stand_in",
     "looks_like_url",
@@ -113,6 +114,16 @@ class Job:
 #: `read_job` checks every item alike.
 JobItem: TypeAlias = Job | _models.JobDict | Mapping[str, Any]
 JobSource: TypeAlias = Iterable[JobItem] | AsyncIterable[JobItem]
+
+
+async def iterate_jobs(jobs: JobSource) -> AsyncIterator[JobItem]:
+    """The items of a sync or async job source, one at a time, as read."""
+    if isinstance(jobs, AsyncIterable):
+        async for item in jobs:
+            yield item
+    else:
+        for item in jobs:
+            yield item
 
 
 @attrs.frozen(kw_only=True)

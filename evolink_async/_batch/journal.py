@@ -63,6 +63,7 @@ from typing import Any, Final
 import attrs
 
 from .._errors import JournalError
+from .._watch.calibration import dump_snapshot, parse_snapshot
 from .keys import check_run_id, new_run_id
 from .polls import PollSample, PollSamples
 
@@ -316,6 +317,23 @@ class Journal:
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('run_id', ?)", (run_id,))
         row = self._db.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
         return str(row[0])
+
+    async def load_calibration(self) -> object:
+        """What the watcher learned in an earlier run, or None (unreadable: None too)."""
+        return parse_snapshot(await self._call(self._calibration_sync, None))
+
+    async def save_calibration(self, snapshot: Mapping[str, Any]) -> None:
+        """Keep what the watcher learned, replacing what an earlier save kept."""
+        await self._call(self._calibration_sync, dump_snapshot(snapshot))
+
+    def _calibration_sync(self, text: str | None) -> str | None:
+        """Read the kept calibration (`text` None), or keep `text`."""
+        assert self._db is not None
+        if text is not None:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('calibration', ?)", (text,))
+            return text
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'calibration'").fetchone()
+        return None if row is None else str(row[0])
 
     async def entries(self) -> AsyncIterator[JournalEntry]:
         """Every job the journal holds, in the order first recorded, a page at a time."""

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import JournalError, ValidationError
+from .._watch.calibration import dump_snapshot, parse_snapshot
 from .journal import Claim, JournalEntry, settle
 from .keys import check_run_id
 from .polls import PollSample, PollSamples
@@ -263,6 +264,24 @@ class PgJournal:
         if run_id is not None and run_id != self.run_id:
             raise ValidationError(f"run_id={run_id!r}: this journal was opened for {self.run_id!r}")
         return self.run_id
+
+    async def load_calibration(self) -> object:
+        """What the watchers of this run learned (the last to keep it), or None."""
+        async with self._errors("reading the calibration failed"), self._db().acquire() as db:
+            value = await db.fetchval(
+                "SELECT value FROM evolink_meta WHERE key = $1", f"calibration:{self.run_id}"
+            )
+        return parse_snapshot(value if isinstance(value, str) else None)
+
+    async def save_calibration(self, snapshot: Mapping[str, Any]) -> None:
+        """Keep what the watcher learned, for this run's processes to start from."""
+        async with self._errors("keeping the calibration failed"), self._db().acquire() as db:
+            await db.execute(
+                "INSERT INTO evolink_meta VALUES ($1, $2)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                f"calibration:{self.run_id}",
+                dump_snapshot(snapshot),
+            )
 
     async def claim(self, job_id: str, fingerprint: str, *, again: bool = False) -> Claim:
         """

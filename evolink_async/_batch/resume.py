@@ -18,9 +18,11 @@ task and the SDK's own error texts.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
 
 from .. import _errors
 from .._convert import MalformedResponseError, structure_task
@@ -38,8 +40,14 @@ from .._errors import (
     ValidationError,
 )
 from .._values import Task
+from .jobs import Job, JobOutcome
 
-__all__ = ["is_final", "journal_record", "read_record", "worth_resending"]
+if TYPE_CHECKING:
+    from .._api.endpoints import Endpoints
+    from .journal import JournalEntry
+    from .store import JobJournal
+
+__all__ = ["is_final", "journal_record", "read_record", "resumed_outcome", "worth_resending"]
 
 #: The `APIError` classes a record may name, by name.
 _API_ERRORS: Final[Mapping[str, type[APIError]]] = {
@@ -159,3 +167,36 @@ def is_final(error: EvoLinkError | None) -> bool:
     return error is None or isinstance(
         error, TaskFailedError | TaskCancelledError | NotFoundError | ValidationError
     )
+
+
+async def resumed_outcome(
+    job: Job,
+    index: int,
+    entry: JournalEntry,
+    *,
+    journal: JobJournal,
+    endpoints: Endpoints,
+    download: Callable[[Job, Task], Awaitable[Path]] | None,
+) -> JobOutcome:
+    """
+    The outcome of a job an earlier run finished, from its journal entry;
+    with `download`, its video is fetched again (from a fresh read of the
+    task) when the file is missing, and the new outcome journalled.
+    """
+    assert entry.outcome is not None
+    task, error, path = read_record(entry.outcome)
+    if (
+        download is not None
+        and error is None
+        and task is not None
+        and (path is None or not await anyio.Path(path).exists())
+    ):
+        try:
+            fresh = await endpoints.get_task(task.id)
+            path = await download(job, fresh)
+            task = fresh
+        except _errors.EvoLinkError as exc:
+            error = exc
+        assert job.id is not None
+        await journal.finished(job.id, journal_record(task, error, path))
+    return JobOutcome(job=job, task=task, error=error, path=path, resumed=True, index=index)

@@ -30,6 +30,8 @@ How a run flows:
   watched to the end.
 - Finished tasks are downloaded (bounded concurrency, atomic files, expired
   URLs refreshed), their outcome journalled, then handed to the consumer.
+- The journal keeps what the watcher learned of each model (`learned.py`):
+  a resumed run starts calibrated.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import logging
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
@@ -69,11 +71,20 @@ from .._errors import (
 from .._numbers import is_whole
 from .._values import Task
 from .._watch.watcher import WatchEntry, Watcher
-from .jobs import BatchStats, Job, JobOutcome, JobSource, fingerprint, job_stand_in, read_job
-from .journal import JournalEntry
+from .jobs import (
+    BatchStats,
+    Job,
+    JobOutcome,
+    JobSource,
+    fingerprint,
+    iterate_jobs,
+    job_stand_in,
+    read_job,
+)
 from .keys import check_run_id, derive_key
+from .learned import Learned
 from .limiter import CreatePacer, CreateSlots
-from .resume import is_final, journal_record, read_record, worth_resending
+from .resume import is_final, journal_record, resumed_outcome, worth_resending
 from .shared_budget import Budget
 from .store import (
     DEFAULT_LEASE,
@@ -186,6 +197,7 @@ class BatchRun:
         self._iterated = False
         self._collecting = False
         self._journal: JobJournal | None = None
+        self._learned: Learned | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._error: BaseException | None = None
         self._abandoned = False
@@ -327,6 +339,8 @@ class BatchRun:
             # A run that fails before its task group still ends the stream,
             # so the consumer sees the error instead of waiting forever.
             self._journal = await self._open_journal()
+            self._learned = Learned(self._journal, self._watcher.learning.calibrator)
+            await self._learned.restore()  # a resumed run starts calibrated
             sent = self._watcher.polls_sent  # the report's polls over time: this run's
             self._journal.count_polls(lambda: self._watcher.polls_sent - sent)
             if self._budget is not None:
@@ -366,6 +380,8 @@ class BatchRun:
             self._active.clear()
             if self._journal is not None:
                 with anyio.CancelScope(shield=True):
+                    if self._learned is not None:
+                        await self._learned.save()
                     await self._journal.close()
             if self._tempdir is not None:
                 self._tempdir.cleanup()
@@ -382,7 +398,7 @@ class BatchRun:
         self, group: anyio.abc.TaskGroup, send: MemoryObjectSendStream[JobOutcome]
     ) -> None:
         index = 0
-        async for item in _iterate(self._jobs):
+        async for item in iterate_jobs(self._jobs):
             if self._reading_stopped():
                 break
             while len(self._active) + self._limiter.in_use >= self._max_active:
@@ -490,7 +506,14 @@ class BatchRun:
             )
             return JobOutcome(job=job, error=error, index=index)
         if entry is not None and entry.outcome is not None:
-            return await self._resumed(job, index, entry)
+            return await resumed_outcome(
+                job,
+                index,
+                entry,
+                journal=journal,
+                endpoints=self._endpoints,
+                download=self._download if self._download_dir is not None else None,
+            )
         if entry is not None and entry.task_id is not None:
             return self._watch(job, index, entry.idempotency_key, entry.task_id, None, None)
         if self._stop_reading:
@@ -607,6 +630,8 @@ class BatchRun:
             if is_final(error):
                 record = journal_record(task, error, path)
                 await self._journal.finished(active.job.id, record, polls=active.entry.state.polls)
+                assert self._learned is not None
+                await self._learned.save(unless_recent=True)
             self._active.pop(active.job.id, None)
             self._active_changed.set()
             await _deliver(
@@ -648,35 +673,6 @@ class BatchRun:
         path = await self._downloader.download(task.id, url, dest, overwrite=False)
         self.stats.downloaded += 1
         return path
-
-    async def _resumed(self, job: Job, index: int, entry: JournalEntry) -> JobOutcome:
-        assert entry.outcome is not None
-        task, error, path = read_record(entry.outcome)
-        wants_file = error is None and task is not None and self._download_dir is not None
-        if (
-            wants_file
-            and task is not None
-            and (path is None or not await anyio.Path(path).exists())
-        ):
-            try:
-                fresh = await self._endpoints.get_task(task.id)
-                path = await self._download(job, fresh)
-                task = fresh
-            except EvoLinkError as exc:
-                error = exc
-            assert self._journal is not None
-            assert job.id is not None
-            await self._journal.finished(job.id, journal_record(task, error, path))
-        return JobOutcome(job=job, task=task, error=error, path=path, resumed=True, index=index)
-
-
-async def _iterate(jobs: JobSource) -> AsyncIterator[Job | Mapping[str, Any]]:
-    if isinstance(jobs, AsyncIterable):
-        async for item in jobs:
-            yield item
-    else:
-        for item in jobs:
-            yield item
 
 
 async def _deliver(send: MemoryObjectSendStream[JobOutcome], outcome: JobOutcome) -> None:

@@ -101,6 +101,12 @@ class JobJournal(Protocol):
     ) -> None:
         """Record a job's final outcome, and how many polls read its task (if known)."""
 
+    async def load_calibration(self) -> object:
+        """What the watcher learned in an earlier run (`save_calibration`), or None."""
+
+    async def save_calibration(self, snapshot: Mapping[str, Any]) -> None:
+        """Keep what the watcher learned (JSON-ready), for the next run to start from."""
+
     def count_polls(self, sent: Callable[[], int]) -> None:
         """
         Sample `sent()`, the polls this process has sent for the run, from now on.

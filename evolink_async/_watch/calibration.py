@@ -45,9 +45,10 @@ in for it. Only completed tasks teach: failed and cancelled ones end early.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -65,6 +66,8 @@ __all__ = [
     "Calibrator",
     "ErrorStats",
     "Finished",
+    "dump_snapshot",
+    "parse_snapshot",
 ]
 
 #: Tasks a model's statistics remember (exponential weighting), so a model
@@ -99,6 +102,9 @@ SCHEDULE_LATE: Final = 0.01
 RESCHEDULE: Final = 16
 #: The format of `Calibrator.snapshot`; `restore` takes this one only.
 SNAPSHOT_VERSION: Final = 1
+#: Kept snapshot text longer than this is not read back (a snapshot is a few
+#: numbers per model, for at most MAX_MODELS models: tens of kilobytes).
+MAX_SNAPSHOT_CHARS: Final = 1 << 20
 #: Model ids longer than this are not restored from a snapshot.
 MAX_MODEL_NAME: Final = 256
 #: Models remembered; the least recently used is forgotten first.
@@ -281,6 +287,21 @@ def _prior_histogram(spread: float) -> list[float]:
     masses = [cdf[i + 1] - cdf[i] for i in range(_BINS)]
     total = sum(masses)
     return [mass / total for mass in masses]
+
+
+def dump_snapshot(snapshot: Mapping[str, Any]) -> str:
+    """`Calibrator.snapshot` data as compact JSON text, for a journal to keep."""
+    return json.dumps(snapshot, separators=(",", ":"), allow_nan=False)
+
+
+def parse_snapshot(text: str | None) -> object:
+    """Kept snapshot text as data for `Calibrator.restore`; None if absent or unreadable."""
+    if text is None or len(text) > MAX_SNAPSHOT_CHARS:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _restored(fields: object, spread: float) -> _Model | None:

@@ -85,7 +85,7 @@ from .._errors import (
 from .._telemetry import GLOBAL, Telemetry, mark_failed
 from .._values import Task, TaskStatus
 from . import planner
-from .budget import LATE_FRACTION, START_POLL_RATE, PollGate, Pressure, TokenBucket
+from .budget import LATE_FRACTION, MAX_PRESSURE, START_POLL_RATE, PollGate, Pressure, TokenBucket
 from .entry import Listener, WatchEntry
 from .learning import Learning
 from .policy import PollPolicy
@@ -153,7 +153,7 @@ class Watcher:
         self.polls_sent = 0
         self._pressure = Pressure()
         #: What finished tasks taught (see `learning.py`).
-        self._learning = Learning(policy)
+        self.learning = Learning(policy)
 
     # -- public-ish API ------------------------------------------------------
 
@@ -443,7 +443,6 @@ class Watcher:
             if delay <= 0:
                 delay = bucket.delay(now, budget)
             if delay > 0:
-                control.waited(now)
                 await asyncio.sleep(delay)
                 continue
             control.sent(now)
@@ -459,6 +458,7 @@ class Watcher:
                     late=now - due > LATE_FRACTION * max(entry.interval, policy.min_interval),
                     budget=budget,
                     min_interval=policy.min_interval,
+                    ceiling=MAX_PRESSURE if policy.max_polls_per_second is None else 1.0,
                 )
             batch = [entry]
             if self._batch_ok:
@@ -591,7 +591,7 @@ class Watcher:
                 policy, started_at=_origin(task, now), estimated_time=task.estimated_time
             )
         if task.status is TaskStatus.COMPLETED:
-            self._learning.learn(
+            self.learning.learn(
                 task.model, planner.finished(entry.state, at=now), self._entries, now
             )
         entry.state = planner.observe(
@@ -605,7 +605,7 @@ class Watcher:
         entry.latest = task
         if task.is_terminal:
             self._finish(entry)
-            for waiting in self._learning.due_replans(self._entries):
+            for waiting in self.learning.due_replans(self._entries):
                 due = self._plan(waiting, now)
                 if due != waiting.due:
                     self._schedule(waiting, max(now, due))
@@ -631,7 +631,7 @@ class Watcher:
             now=now,
             u=self._u(),
             pressure=self._pressure.value,
-            calibration=self._learning.calibration(entry),
+            calibration=self.learning.calibration(entry),
         )
 
     def _failed_poll(self, batch: list[WatchEntry], exc: EvoLinkError) -> None:
