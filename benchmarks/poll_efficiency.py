@@ -87,6 +87,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import platform
 import sys
 import time
@@ -602,6 +603,15 @@ def summary(results: dict[str, list[Result]], checks: Sequence[Check]) -> str:
 # -- main ---------------------------------------------------------------------
 
 
+def load_average() -> str:
+    """The machine's 1-minute load average and core count: how busy the CPUs were."""
+    try:
+        load = f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        load = "unknown"
+    return f"load average {load} on {os.cpu_count()} cores"
+
+
 async def main(args: argparse.Namespace) -> None:
     wanted = args.scenarios.upper()
     scenarios = [s for s in SCENARIOS if s.key in wanted]
@@ -611,7 +621,7 @@ async def main(args: argparse.Namespace) -> None:
         f"# poll efficiency: {args.tasks} tasks per run at {args.rate:g}/s, seed {args.seed},"
         f" time scale {SCALE:g}, {'side by side (smoke)' if args.smoke else 'one run at a time'}"
     )
-    print(f"# python {platform.python_version()} on {platform.machine()}")
+    print(f"# python {platform.python_version()} on {platform.machine()}, {load_average()}")
     results: dict[str, list[Result]] = {}
     shared: dict[str, list[Result]] = {}
     began = time.perf_counter()
@@ -626,7 +636,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         results[scenario.key] = runs
         print_table(scenario, runs, args.tasks)
-    print(f"\n(ran in {time.perf_counter() - began:.0f} s)")
+    print(f"\n(ran in {time.perf_counter() - began:.0f} s; {load_average()})")
     # A fixed poller is one of the schedules the bound ranges over: it cannot beat it
     # (up to the per-task jitter of submit times and loop lag).
     fixed_ratios = [
