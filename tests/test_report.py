@@ -21,13 +21,14 @@ import shutil
 import sqlite3
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from evolink_async import Job, RawRequest
-from evolink_async._batch.journal import Journal, read_entries, read_poll_samples
+from evolink_async._batch.journal import Journal, JournalEntry, read_entries, read_poll_samples
 from evolink_async._cli import main
 from evolink_async._cli.report import MAX_TIMELINE, render_html, summarize
 from evolink_async.testing import MockEvoLink
@@ -283,6 +284,43 @@ def test_the_timeline_draws_a_bounded_even_sample(tmp_path: Path) -> None:
     page = render_html(summary, title="big")
     assert f"{MAX_TIMELINE} of 3000 jobs" in page
     assert page.count("<rect") < 3 * MAX_TIMELINE + 100
+
+
+def test_the_figures_and_the_page_do_not_depend_on_the_order_of_the_entries() -> None:
+    # A file lists jobs as first recorded, PostgreSQL by job id: the same run
+    # must give the same report either way, sample and lists included.
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ok = {"task": {"id": "t", "status": "completed", "model": "m", "results": []}}
+
+    def failed(code: str, n: int) -> dict[str, Any]:
+        error = {"type": "APIError", "message": f"{code} #{n}", "status": 400, "code": code}
+        return {"task": None, "error": error}
+
+    entries = [
+        JournalEntry(
+            job_id=f"j{n:04d}",
+            idempotency_key="k",
+            fingerprint="f",
+            task_id="t",
+            outcome=failed(("busy", "policy")[n % 2], n) if n % 25 == 0 else ok,
+            begun_at=start + timedelta(seconds=n),
+            created_at=start + timedelta(seconds=n + 0.5),
+            finished_at=start + timedelta(seconds=n + 10),
+        )
+        for n in range(3000)
+    ]
+    forward, backward = summarize(entries), summarize(reversed(entries))
+    assert len(forward.sample) == MAX_TIMELINE and forward.failure_codes["busy"] == 60
+    assert sorted(forward.sample) == sorted(backward.sample)
+    assert forward.failures == backward.failures and len(forward.failures) == 50
+    assert [f.job_id for f in forward.failures] == sorted(f.job_id for f in forward.failures)
+    assert forward.failure_examples == {"busy": "busy #0", "policy": "policy #25"}
+    assert backward.failure_examples == forward.failure_examples
+    assert forward.to_json() == backward.to_json()
+    assert render_html(forward, title="t") == render_html(backward, title="t")
+    # Still drawn from the whole run.
+    starts = sorted(item[2] or 0 for item in forward.sample)
+    assert starts[0] < start.timestamp() + 300 and starts[-1] > start.timestamp() + 2700
 
 
 def test_report_command_text_json_and_html(

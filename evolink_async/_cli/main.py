@@ -600,13 +600,18 @@ def _add_report(commands: _Commands) -> None:
         "report",
         help="a picture of a batch run from its journal (one HTML page)",
         description=(
-            "Read a batch journal (read-only: a run may still hold it) and write one "
+            "Read a batch journal (taking no lock: a run may still be writing it) and write one "
             "self-contained HTML page with --html: the jobs on a timeline, coloured by "
-            "outcome; creates and outcomes over time; latency per model; failures by "
-            "code; credits. Without --html the figures are printed (as JSON with --json)."
+            "outcome; creates and outcomes over time; polls over time; latency per model; "
+            "failures by code; credits. Without --html the figures are printed (as JSON "
+            "with --json). JOURNAL is a journal file, or a postgresql:// URL with --run-id "
+            "R: the run's jobs and the polls of all its processes."
         ),
     )
-    parser.add_argument("journal", metavar="JOURNAL", help="the journal file of a batch run")
+    parser.add_argument(
+        "journal", metavar="JOURNAL", help="the journal of a batch run: a file or a URL"
+    )
+    parser.add_argument("--run-id", metavar="R", help="the run (required with PostgreSQL)")
     parser.add_argument("--html", metavar="FILE", help="write the page here")
     parser.add_argument("--title", metavar="TEXT", help="the page's title")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")

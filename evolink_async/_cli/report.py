@@ -19,51 +19,49 @@ copy. It shows:
 - failures by code, with an example message each, and the failed jobs;
 - credits per model.
 
-The journal is read with `read_entries` (read-only, no lock), so a report
-can be drawn while the run is still going; jobs without an outcome show as
-running. Outcomes are read as a resume reads them (`read_record`) and named
-as `--out` names them (`outcome_status`, `error_code`), so every screen says
-the same. Every text from the journal (ids, models, codes, messages) is
-escaped for HTML (`charts.text`). The journal holds no API key, so neither
-can the page.
+The figures come from `runsummary`: a journal file read-only (no lock),
+so a report can be drawn while the run is still going (jobs without an
+outcome show as running), or one run of a PostgreSQL journal
+(`postgresql://...` with `--run-id R`), whose page and text are those a file
+of the same run gives. A run id with no job in the database is refused
+(most often a typo), and no message shows the URL's password. Every text
+from the journal (ids, models, codes, messages) is escaped for HTML
+(`charts.text`). The journal holds no API key, so neither can the page.
 
 Without `--html` the same figures are printed as text, or as JSON with
-`--json`. Exit codes: 0 written, 2 the journal cannot be read or the file
-cannot be written.
+`--json`. Exit codes: 0 written, 2 the journal cannot be read (a database
+unreachable, a run id missing or unknown) or the file cannot be written.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
+import asyncio
 import json
-import math
 import os
-import random
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import attrs
-
-from .._batch.journal import JournalEntry, read_entries, read_poll_samples
-from .._batch.polls import PollSample
-from .._batch.records import error_code, error_message, outcome_status
-from .._batch.resume import read_record
-from .._errors import JournalError
+from .._batch.store import is_database_url
+from .._errors import EvoLinkError, JournalError
 from .._text import printable, printable_json
 from . import charts
 from .charts import Bar, Box, Series, Span, text
 from .display import credits_text, seconds_text, table_lines
+from .runsummary import (
+    MAX_TIMELINE,
+    RunSummary,
+    _iso,
+    ranked,
+    read_database,
+    read_file,
+    summarize,
+)
 
 __all__ = ["MAX_TIMELINE", "RunSummary", "render_html", "run", "summarize"]
 
-#: Jobs drawn on the timeline at most: more bars than pixel rows say nothing more.
-MAX_TIMELINE: Final = 400
-#: Failed jobs listed in the table at most (the chart counts them all).
-MAX_FAILURE_ROWS: Final = 50
 #: Time buckets on the throughput chart.
 _BUCKETS: Final = 40
 _PROG: Final = "evolink-async report"
@@ -79,199 +77,6 @@ OUTCOMES: Final = {
     "running": ("running", "#3b7dd8"),
     "creating": ("create unanswered", "#9bb8e0"),
 }
-
-
-@attrs.define(kw_only=True)
-class _Model:
-    jobs: int = 0
-    completed: int = 0
-    credits_reserved: float = 0.0
-    credits_used: float = 0.0
-    latencies: list[float] = attrs.field(factory=list)
-
-
-@attrs.frozen(kw_only=True)
-class _Failure:
-    job_id: str
-    model: str
-    status: str
-    code: str
-    message: str
-
-
-@attrs.define(kw_only=True)
-class RunSummary:
-    """The figures of a run, gathered in one pass over its journal."""
-
-    jobs: int = 0
-    outcomes: collections.Counter[str] = attrs.field(factory=collections.Counter)
-    credits_reserved: float = 0.0
-    credits_used: float = 0.0
-    models: dict[str, _Model] = attrs.field(factory=dict)
-    failure_codes: collections.Counter[str] = attrs.field(factory=collections.Counter)
-    failure_examples: dict[str, str] = attrs.field(factory=dict)
-    failures: list[_Failure] = attrs.field(factory=list)
-    creates: list[float] = attrs.field(factory=list)
-    finishes: list[float] = attrs.field(factory=list)
-    #: An even sample of the jobs for the timeline: (job id, status, begun, created, finished).
-    sample: list[tuple[str, str, float | None, float | None, float | None]] = attrs.field(
-        factory=list
-    )
-    timed: int = 0
-    first: float | None = None
-    last: float | None = None
-    #: Poll requests sent, per sample: (when, how many since the process's last sample).
-    polls: list[tuple[float, int]] = attrs.field(factory=list)
-    #: Poll requests sent by all processes; None: the journal keeps no poll samples.
-    polls_sent: int | None = None
-    #: Reads of each task, summed, over the jobs whose outcome keeps the count.
-    task_polls: int = 0
-    polled_tasks: int = 0
-
-    @property
-    def polls_per_task(self) -> float | None:
-        """Reads per task, over the tasks whose count the journal keeps."""
-        return self.task_polls / self.polled_tasks if self.polled_tasks else None
-
-    @property
-    def span(self) -> float:
-        """Seconds from the first to the last moment the journal recorded."""
-        if self.first is None or self.last is None:
-            return 0.0
-        return self.last - self.first
-
-    def to_json(self) -> dict[str, Any]:
-        """The figures as JSON (what `--json` prints)."""
-        return {
-            "jobs": self.jobs,
-            "outcomes": dict(self.outcomes),
-            "credits_reserved": self.credits_reserved,
-            "credits_used": self.credits_used,
-            "started_at": _iso(self.first),
-            "ended_at": _iso(self.last),
-            "seconds": round(self.span, 3),
-            "polls_sent": self.polls_sent,
-            "task_polls": self.task_polls if self.polled_tasks else None,
-            "polls_per_task": _rounded(self.polls_per_task)
-            if self.polls_per_task is not None
-            else None,
-            "failures_by_code": dict(self.failure_codes.most_common()),
-            "models": {
-                model: {
-                    "jobs": row.jobs,
-                    "completed": row.completed,
-                    "credits_reserved": row.credits_reserved,
-                    "credits_used": row.credits_used,
-                    "latency_median": _rounded(charts.quantile(sorted(row.latencies), 0.5)),
-                    "latency_p90": _rounded(charts.quantile(sorted(row.latencies), 0.9)),
-                }
-                for model, row in sorted(self.models.items())
-            },
-        }
-
-
-def _rounded(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 3)
-
-
-def _iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
-
-
-def _seconds(moment: datetime | None) -> float | None:
-    return moment.timestamp() if moment is not None else None
-
-
-def summarize(
-    entries: Iterable[JournalEntry], polls: Iterable[PollSample] | None = None
-) -> RunSummary:
-    """
-    The figures of a run from its journal entries (and poll samples), in one pass.
-
-    Memory stays small however long the run: one number per create, finish,
-    completed job and poll sample, and a fixed-size sample of jobs for the
-    timeline (reservoir sampling with a fixed seed, so a report is
-    repeatable). Without `polls`, or with none, there is no poll data.
-    """
-    summary = RunSummary()
-    _add_polls(summary, polls or ())
-    picker = random.Random(0)  # noqa: S311 -- sampling for a chart, not a secret
-    for entry in entries:
-        summary.jobs += 1
-        begun, created, finished = (
-            _seconds(entry.begun_at),
-            _seconds(entry.created_at),
-            _seconds(entry.finished_at),
-        )
-        if entry.outcome is None:
-            status = "running" if entry.task_id is not None else "creating"
-            finished = None
-            task = None
-            error = None
-        else:
-            task, error, _ = read_record(entry.outcome)
-            status = outcome_status(task, error)
-        summary.outcomes[status] += 1
-        if entry.polls is not None:
-            summary.task_polls += entry.polls
-            summary.polled_tasks += 1
-        model = printable(task.model) if task is not None and task.model else "unknown"
-        row = summary.models.setdefault(model, _Model())
-        row.jobs += 1
-        if task is not None and task.usage is not None:
-            reserved = task.usage.credits_reserved or 0.0
-            used = task.usage.credits_used or 0.0
-            row.credits_reserved += reserved
-            row.credits_used += used
-            summary.credits_reserved += reserved
-            summary.credits_used += used
-        if status == "completed":
-            row.completed += 1
-            if created is not None and finished is not None and finished >= created:
-                row.latencies.append(finished - created)
-        elif entry.outcome is not None:
-            code = error_code(error) or status
-            summary.failure_codes[code] += 1
-            message = error_message(error) or ""
-            summary.failure_examples.setdefault(code, message)
-            if len(summary.failures) < MAX_FAILURE_ROWS:
-                summary.failures.append(
-                    _Failure(
-                        job_id=entry.job_id, model=model, status=status, code=code, message=message
-                    )
-                )
-        if created is not None:
-            summary.creates.append(created)
-        if finished is not None:
-            summary.finishes.append(finished)
-        moments = [m for m in (begun, created, finished) if m is not None]
-        if moments:
-            summary.timed += 1
-            low, high = min(moments), max(moments)
-            summary.first = low if summary.first is None else min(summary.first, low)
-            summary.last = high if summary.last is None else max(summary.last, high)
-            item = (entry.job_id, status, begun, created, finished)
-            if len(summary.sample) < MAX_TIMELINE:
-                summary.sample.append(item)
-            else:
-                slot = picker.randrange(summary.timed)
-                if slot < MAX_TIMELINE:
-                    summary.sample[slot] = item
-    return summary
-
-
-def _add_polls(summary: RunSummary, samples: Iterable[PollSample]) -> None:
-    """Each process's cumulative counts as polls per sample, and their sum."""
-    last: dict[str, int] = {}
-    for sample in samples:
-        before = last.get(sample.owner, 0)
-        if sample.sent > before:
-            summary.polls.append((sample.at.timestamp(), sample.sent - before))
-        last[sample.owner] = max(before, sample.sent)
-    if last:
-        summary.polls_sent = sum(last.values())
 
 
 # ---------------------------------------------------------------- the page
@@ -431,12 +236,12 @@ def _failures(summary: RunSummary) -> str:
         return '<p class="note">No job failed.</p>'
     bars = [
         Bar(label=code, value=count, colour="#d64545")
-        for code, count in summary.failure_codes.most_common()
+        for code, count in ranked(summary.failure_codes)
     ]
     rows = "".join(
         f"<tr><td><code>{text(code)}</code></td><td class='num'>{count}</td>"
         f"<td>{text(summary.failure_examples.get(code, ''))}</td></tr>"
-        for code, count in summary.failure_codes.most_common()
+        for code, count in ranked(summary.failure_codes)
     )
     jobs = "".join(
         f"<tr><td><code>{text(f.job_id)}</code></td><td>{text(f.model)}</td>"
@@ -446,7 +251,7 @@ def _failures(summary: RunSummary) -> str:
     )
     failed = sum(summary.failure_codes.values())
     more = (
-        f'<p class="note">The first {len(summary.failures)} of {failed} are listed.</p>'
+        f'<p class="note">The first {len(summary.failures)} of {failed} by job id are listed.</p>'
         if failed > len(summary.failures)
         else ""
     )
@@ -554,11 +359,11 @@ def _text_lines(summary: RunSummary, journal: str) -> list[str]:
     lines = [f"{journal}: {summary.jobs} jobs"]
     if summary.first is not None:
         lines[0] += f", {seconds_text(summary.span)} from the first create to the last outcome"
-    counts = [[OUTCOMES.get(s, (s, ""))[0], str(n)] for s, n in summary.outcomes.most_common()]
+    counts = [[OUTCOMES.get(s, (s, ""))[0], str(n)] for s, n in ranked(summary.outcomes)]
     if counts:
         lines += ["", *table_lines([["outcome", "jobs"], *counts], numbers=True)]
     if summary.failure_codes:
-        codes = [[code, str(n)] for code, n in summary.failure_codes.most_common()]
+        codes = [[code, str(n)] for code, n in ranked(summary.failure_codes)]
         lines += ["", *table_lines([["failure code", "jobs"], *codes], numbers=True)]
     models = []
     for model, row in sorted(summary.models.items()):
@@ -605,22 +410,42 @@ def _write(path: Path, page: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `evolink-async report` with parsed `args`; return the exit code."""
-    journal = Path(args.journal)
+    run_id: str | None = getattr(args, "run_id", None)
     html_path = Path(args.html) if args.html else None
-    if html_path is not None:
-        if html_path.is_dir():
-            print(f"{_PROG}: --html {html_path}: is a directory", file=sys.stderr)
+    if html_path is not None and html_path.is_dir():
+        print(f"{_PROG}: --html {html_path}: is a directory", file=sys.stderr)
+        return 2
+    if is_database_url(args.journal):
+        if not run_id:
+            print(f"{_PROG}: a PostgreSQL journal needs --run-id R", file=sys.stderr)
             return 2
-        if journal.exists() and html_path.resolve() == journal.resolve():
+        try:
+            where, summary = asyncio.run(read_database(args.journal, run_id))
+        except BrokenPipeError:
+            raise  # stdout closed (`| head`): `main` ends the command
+        except (EvoLinkError, OSError) as exc:
+            print(f"{_PROG}: {printable(str(exc))}", file=sys.stderr)
+            return 2
+        name, title = f"{where} run {run_id}", f"evolink-async run: {run_id}"
+    else:
+        journal = Path(args.journal)
+        if html_path is not None and journal.exists() and html_path.resolve() == journal.resolve():
             print(f"{_PROG}: --html {html_path}: that is the journal itself", file=sys.stderr)
             return 2
-    try:
-        summary = summarize(read_entries(journal), read_poll_samples(journal))
-    except JournalError as exc:
-        print(f"{_PROG}: {printable(exc)}", file=sys.stderr)
-        return 2
+        try:
+            summary = read_file(journal, run_id)
+        except JournalError as exc:
+            print(f"{_PROG}: {printable(exc)}", file=sys.stderr)
+            return 2
+        name, title = str(journal), f"evolink-async run: {journal.name}"
+    return _output(args, summary, html_path, name=name, title=args.title or title)
+
+
+def _output(
+    args: argparse.Namespace, summary: RunSummary, html_path: Path | None, *, name: str, title: str
+) -> int:
+    """Write the page (with `--html`) and print the figures; the exit code."""
     if html_path is not None:
-        title = args.title or f"evolink-async run: {journal.name}"
         try:
             _write(html_path, render_html(summary, title=title))
         except OSError as exc:
@@ -638,5 +463,5 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     else:
-        sys.stdout.write("\n".join(_text_lines(summary, str(journal))) + "\n")
+        sys.stdout.write("\n".join(_text_lines(summary, name)) + "\n")
     return 0
