@@ -4,8 +4,10 @@ The figures of a batch run, gathered in one pass over its journal.
 `evolink-async report` draws them (`report.py`); this module reads them: a
 journal file with `read_entries` and `read_poll_samples` (read-only, no
 lock), or one run of a PostgreSQL journal, opened as `journal status` opens
-it (`PgJournal`), its entries and every process's poll samples read a page
-at a time. Both give the same figures for the same kind of run. Outcomes
+it (`PgJournal`: the reader joins the run as a process that claims nothing,
+and is marked ended when it closes), its entries and every process's poll
+samples read a page at a time. Both give the same figures for the same kind
+of run, whatever order the journal lists its jobs in. Outcomes
 are read as a resume reads them (`read_record`) and named as `--out` names
 them (`outcome_status`, `error_code`), so every screen says the same.
 """
@@ -36,6 +38,7 @@ __all__ = [
     "MAX_FAILURE_ROWS",
     "MAX_TIMELINE",
     "RunSummary",
+    "ranked",
     "read_database",
     "read_file",
     "summarize",
