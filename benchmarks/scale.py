@@ -27,7 +27,14 @@ Per size it reports:
 
 - memory of the client process: RSS before the first create, RSS when the
   most tasks were watched at once, peak RSS (VmHWM at the end), and
-  (RSS all watched - RSS start) / N as KB per watched task.
+  (RSS all watched - RSS start) / N as KB per watched task; and where those
+  bytes are, once the last task is created, from 1,000 watched entries
+  (`sys.getsizeof` of the objects each reaches through containers and the
+  SDK's records, an object shared by several counted once over the sample;
+  listeners themselves are the caller's, not counted): the last reply as
+  the task keeps it for `Task.raw`, the rest of the `Task`, the planner's
+  state, the `WatchEntry` with its lists and numbers, and the watcher's id
+  table and heap (their size / watched tasks).
 - event-loop lag: a probe sleeps 10 ms again and again and records how late
   it wakes, p50/p99/max over the whole run (creates included) and p99 after
   the last create (watching only).
@@ -60,6 +67,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import enum
 import gc
 import heapq
 import itertools
@@ -70,7 +78,8 @@ import platform
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Sequence
+import types
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
@@ -78,7 +87,7 @@ from typing import Any, Final, Literal
 
 from _common import MockProcess, peak_rss_mb, percentile, receive, rss_mb, run_mock
 
-from evolink_async import EvoLinkClient, PollPolicy, TaskStatus
+from evolink_async import EvoLinkClient, PollPolicy, Task, TaskStatus
 from evolink_async.testing import MockEvoLink
 
 MODEL: Final = "seedance-2.0-image-to-video"
@@ -102,11 +111,80 @@ LAG_TICK: Final = 0.010
 SAMPLE_EVERY: Final = 0.5
 RSS_TARGET_MB: Final = 500.0
 LAG_TARGET_MS: Final = 100.0
+#: Watched entries whose objects are sized for the breakdown of memory.
+FOOTPRINT_SAMPLE: Final = 1_000
+#: The parts of that breakdown, in the order they are sized (an object is
+#: counted in the first part that reaches it).
+PARTS: Final = ("raw", "task", "planner state", "entry", "watcher tables")
 
 Path = Literal["watcher", "batch"]
 
 
 # -- memory ---------------------------------------------------------------------
+
+#: Not followed when sizing: shared by every task (classes, code, enum members).
+_SHARED_KINDS: Final = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    enum.Enum,
+)
+#: What a task holds in its `raw` slot, without parsing it (on a build that
+#: keeps the reply's bytes, `Task.raw` is a descriptor in front of the slot).
+_RAW_SLOT: Final[Any] = vars(Task)["raw"].__get__(None, Task)
+
+
+_CONTAINERS: Final = (tuple, list, dict, set, frozenset)
+
+
+def _sized(roots: Iterable[object], seen: set[int]) -> int:
+    """
+    Bytes of the objects reachable from `roots` not in `seen` (added to it),
+    following containers and the SDK's own records; any other object (a
+    cancel scope while a poll is in flight, an exception) counts at its own
+    size, unfollowed, and what `_SHARED_KINDS` names not at all.
+    """
+    total = 0
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _SHARED_KINDS):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        kind = type(obj)
+        if kind in _CONTAINERS or kind.__module__.startswith("evolink_async"):
+            stack.extend(gc.get_referents(obj))
+            if isinstance(obj, dict):
+                # The collector does not visit a dict's str keys (no cycle runs through a str).
+                stack.extend(obj)
+    return total
+
+
+def footprint(client: EvoLinkClient) -> dict[str, float]:
+    """Bytes per watched task by part (see the module docstring), from a sample."""
+    watcher = client._watcher
+    entries = list(itertools.islice(watcher._entries.values(), FOOTPRINT_SAMPLE))
+    if not entries:
+        return {}
+    tasks = [entry.latest for entry in entries if entry.latest is not None]
+    seen: set[int] = {id(watcher)}
+    sizes = {
+        "raw": _sized((_RAW_SLOT.__get__(task, Task) for task in tasks), seen),
+        "task": _sized(tasks, seen),
+        "planner state": _sized((entry.state for entry in entries), seen),
+        "entry": _sized(entries, seen),
+    }
+    per_task = {part: size / len(entries) for part, size in sizes.items()}
+    heap = watcher._heap
+    watched = max(1, watcher.watched)
+    # The heap's tuples hold the entry's own due time and number (counted above).
+    per_task["watcher tables"] = (
+        sys.getsizeof(watcher._entries) + sys.getsizeof(heap) + sys.getsizeof((0, 0, 0)) * len(heap)
+    ) / watched
+    return per_task
 
 
 # -- the mock process -----------------------------------------------------------
@@ -185,6 +263,8 @@ class ClientFigures:
     polls_sent: int = 0
     #: Pauses of full (generation 2) garbage collections, seconds.
     gc_pauses: list[float] = field(default_factory=list)
+    #: Bytes per watched task by part (PARTS), once every task is created.
+    footprint: dict[str, float] = field(default_factory=dict)
 
 
 class Probe:
@@ -221,6 +301,8 @@ class Probe:
 
     def sample(self) -> None:
         now = asyncio.get_running_loop().time()
+        if not self._figures.footprint and not math.isnan(self._figures.created_by):
+            self._figures.footprint = footprint(self._client)
         watcher = self._client._watcher
         heap = watcher._heap
         # Drop stale heap heads the way the dispatcher does; read the earliest due time.
@@ -575,6 +657,18 @@ def print_tables(results: Sequence[Result]) -> None:
             f" {r.polls / c.tasks:.2f} | {r.backlog_max:.1f} | {percentile(r.lateness, 50):.1f} /"
             f" {percentile(r.lateness, 99):.1f} / {max(r.lateness, default=math.nan):.1f} |"
             f" {r.late_by_budget:,} ({100 * r.late_by_budget / max(1, len(r.lateness)):.0f}%) |"
+        )
+    print("\nBytes per watched task, by part (sizes of a sample of entries) and from RSS:")
+    print(
+        f"\n| tasks | {' | '.join(PARTS)} | sum | from RSS |\n|------:|"
+        + "------:|" * (len(PARTS) + 2)
+    )
+    for r in results:
+        parts = r.client.footprint
+        cells = " | ".join(f"{parts[part]:,.0f}" if part in parts else "-" for part in PARTS)
+        print(
+            f"| {r.client.tasks:,} | {cells} | {sum(parts.values()):,.0f} |"
+            f" {1024 * r.kb_per_task:,.0f} |"
         )
     for r in results:
         c = r.client

@@ -3,10 +3,11 @@ The one cattrs converter: API JSON <-> values, built by `make_converter()`.
 
 Replies are read tolerantly, because the API's own examples disagree on which
 fields are present: anything but a task's `id` and `status` may be missing,
-numbers may come as strings, unknown fields are kept in `raw`. Only a reply
-that cannot be a task at all (no id, no status, a list where an object goes)
-raises, and then as `MalformedResponseError`, which the reply decoder turns into
-an `APIError` carrying the HTTP status and request id.
+numbers may come as strings, unknown fields are kept in `raw` (a task read
+from a reply keeps the reply's bytes, which `Task.raw` parses when first
+read). Only a reply that cannot be a task at all (no id, no status, a list
+where an object goes) raises, and then as `MalformedResponseError`, which the
+reply decoder turns into an `APIError` carrying the HTTP status and request id.
 
 As cattrs' own `preconf` modules do, the converter is made by a function
 (`make_converter()`, once, into `CONVERTER`); nothing is registered on import
@@ -34,6 +35,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from ._values import (
     RETRYABLE_ERROR_CODES,
     Credits,
+    ReplyJSON,
     Task,
     TaskError,
     TaskStatus,
@@ -204,9 +206,39 @@ _MAX_SECONDS: Final = 10**15
 _STATUSES: dict[object, TaskStatus] = {member.value: member for member in TaskStatus}
 
 
-def structure_task(data: object, request_id: str | None = None) -> Task:
+#: Replies with more `{` and `[` than this keep `raw` as parsed: bytes are
+#: read again on first use, so they are kept only where nesting is far from
+#: any recursion limit (a task reply has three to five).
+MAX_LAZY_NESTING: Final = 64
+
+_MAX_MODELS = 1024
+_models: dict[str, str] = {}
+
+
+def _model(value: str) -> str:
+    """One shared string per model id (every watched task names one of a few)."""
+    shared = _models.get(value)
+    if shared is None:
+        if len(_models) >= _MAX_MODELS:
+            _models.clear()
+        shared = _models[value] = value
+    return shared
+
+
+def structure_task(
+    data: object,
+    request_id: str | None = None,
+    *,
+    source: bytes | None = None,
+    expected_id: str | None = None,
+) -> Task:
     """
     Read one task object; `request_id` is the id of the reply it came in.
+
+    `source` is `data` as the reply's JSON text: the task keeps it, and
+    `Task.raw` is parsed from it when first read (memory: a watched task's
+    last reply as bytes, not as dicts). `expected_id` is the id the caller
+    asked for; when the reply's id equals it, the task shares that string.
 
     Raises:
         MalformedResponseError: not an object, or no usable `id` / `status`.
@@ -239,6 +271,12 @@ def structure_task(data: object, request_id: str | None = None) -> Task:
     created = get("created")
     model = get("model")
     progress = get("progress")
+    if expected_id is not None and task_id == expected_id:
+        task_id = expected_id
+    # `Any`: a `ReplyJSON` stands in the slot for the mapping it holds.
+    raw: Any = data
+    if source is not None and source.count(b"{") + source.count(b"[") <= MAX_LAZY_NESTING:
+        raw = source if type(source) is ReplyJSON else ReplyJSON(source)
     if status_member is TaskStatus.COMPLETED:
         progress = 100
     elif type(progress) is not int or not 0 <= progress <= 100:
@@ -247,7 +285,7 @@ def structure_task(data: object, request_id: str | None = None) -> Task:
         id=task_id,
         status=status_member,
         progress=progress,
-        model=model if type(model) is str else _text(model),
+        model=_model(model) if type(model) is str else _text(model),
         # The usual `created` (an int of seconds) goes straight to the cache.
         created=_datetime(float(created))
         if type(created) is int and -_MAX_SECONDS < created < _MAX_SECONDS
@@ -260,7 +298,7 @@ def structure_task(data: object, request_id: str | None = None) -> Task:
         results=() if raw_results is None else _results(raw_results),
         usage=None if raw_usage is None else _usage(raw_usage),
         error=error,
-        raw=data,
+        raw=raw,
         request_id=request_id,
     )
 

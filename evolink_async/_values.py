@@ -8,16 +8,18 @@ Parsing lives in `_convert.py`; these classes only hold data.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 __all__ = [
     "RETRYABLE_ERROR_CODES",
     "Credits",
+    "ReplyJSON",
     "Task",
     "TaskError",
     "TaskStatus",
@@ -26,6 +28,8 @@ __all__ = [
 ]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+C = TypeVar("C", bound=type)
 
 #: Error codes of failed tasks that are worth resubmitting: capacity and
 #: timeout problems on the provider's side, as EvoLink's own MCP server treats
@@ -107,6 +111,64 @@ class TaskError:
     suggestion: str | None = None
 
 
+class ReplyJSON(bytes):
+    """
+    A task's JSON as the reply sent it (internal): what `Task.raw` is read
+    from, on first use.
+
+    The converter stores this in a task's `raw` slot instead of the parsed
+    object: kept as dicts of boxed values, a watched task's last reply costs
+    about six times its bytes (2.0 kB for a 335-byte reply), on every
+    watched task, and few callers ever look at `raw`. A class of its own so
+    that no value a caller passes as `raw` is ever mistaken for one.
+    """
+
+    __slots__ = ()
+
+
+class _RawFromJSON:
+    """
+    `Task.raw`: the slot's value, with a `ReplyJSON` parsed on first read
+    and the result kept in the slot (so `task.raw is task.raw`, as for a
+    mapping passed in).
+
+    Everything that reads the field (attrs' `__getstate__` for pickling,
+    `attrs.asdict`, `attrs.evolve`, cattrs' generated unstructure hooks)
+    goes through `getattr`, so it sees the mapping, never the bytes.
+    """
+
+    __slots__ = ("_slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self._slot = slot
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self._slot
+        value = self._slot.__get__(instance, owner)
+        if type(value) is ReplyJSON:
+            # Bytes `json.loads` read once already when the reply came, and
+            # kept only when shallow (see `structure_task`): this reads them
+            # again into a mapping equal to that one, with no recursion
+            # limit near.
+            value = json.loads(value)
+            self._slot.__set__(instance, value)
+        return value
+
+    def __set__(self, instance: object, value: object) -> None:
+        self._slot.__set__(instance, value)
+
+    def __delete__(self, instance: object) -> None:
+        self._slot.__delete__(instance)
+
+
+def _raw_read_on_demand(cls: C) -> C:
+    """Put `_RawFromJSON` in front of the `raw` slot attrs made for `cls`."""
+    setattr(cls, "raw", _RawFromJSON(cls.__dict__["raw"]))  # noqa: B010 -- mypy refuses `cls.raw = ...` on a TypeVar
+    return cls
+
+
+@_raw_read_on_demand
 @attrs.frozen(kw_only=True, slots=True)
 class Task:
     """
@@ -119,6 +181,9 @@ class Task:
     reply the snapshot came from (`X-Request-Id` / `X-Oneapi-Request-Id`, for
     support tickets), None for a callback body or a reply without one; it is
     left out of equality, like `raw`.
+
+    The SDK keeps the reply's bytes and parses `raw` from them the first
+    time it is read: a watched task then costs a fraction of the memory.
     """
 
     id: str

@@ -12,8 +12,9 @@ right `APIError` out.
   or not.
 - `read_task`, `read_tasks`, `read_task_page`, `read_credits`,
   `read_upload`: a decoded reply -> the value it should hold (tasks carry
-  the reply's request id), or a `MalformedReplyError` naming what was
-  wrong, with the HTTP status and request id. Any reply the SDK cannot read
+  the reply's request id, and its JSON text for `Task.raw`: the body, or in
+  a listing their item's slice of it), or a `MalformedReplyError` naming
+  what was wrong, with the HTTP status and request id. Any reply the SDK cannot read
   (not JSON, nested too deep, a number no float holds, a task other than the
   one asked for) is that error, never another exception type.
 - `inflate`: a compressed body inflated to at most `MAX_REPLY_BYTES`
@@ -31,7 +32,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, TypeVar
 
 from .._convert import CONVERTER, MalformedResponseError, structure_task
@@ -48,7 +49,7 @@ from .._errors import (
     RequestTooLargeError,
     ServerError,
 )
-from .._values import Credits, Task, UploadedFile
+from .._values import Credits, ReplyJSON, Task, UploadedFile
 from .retry import retry_after_of
 
 __all__ = [
@@ -154,9 +155,11 @@ def inflate(payload: bytes, encoding: str | None, *, limit: int = MAX_REPLY_BYTE
 class Response(NamedTuple):
     """
     A decoded reply: status, headers, JSON data, request id; whether the
-    server replayed an earlier create for its Idempotency-Key; and whether an
+    server replayed an earlier create for its Idempotency-Key; whether an
     earlier attempt of the same request met a 429 (the batch runner slows its
-    creates on that news).
+    creates on that news); and the JSON text tasks keep for `Task.raw`:
+    `body`, the whole (masked) body, and `items`, for a task listing, each
+    item of its `data` list (None when the reply was not read item by item).
     """
 
     status: int
@@ -165,6 +168,8 @@ class Response(NamedTuple):
     request_id: str | None
     replayed: bool = False
     rate_limited: bool = False
+    body: bytes | None = None
+    items: list[ReplyJSON] | None = None
 
 
 def request_id_of(headers: Mapping[str, str], redactor: Redactor = NO_SECRET) -> str | None:
@@ -176,6 +181,8 @@ def request_id_of(headers: Mapping[str, str], redactor: Redactor = NO_SECRET) ->
 #: The C scanner behind `json.loads`, called directly (see `loads_reply`).
 #: (`scan_once` is set in `JSONDecoder.__init__`; typeshed does not list it.)
 _scan_json: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+#: The C reader of one JSON string (the text after its opening quote).
+_scan_string: Final[Callable[[str, int], tuple[str, int]]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
 def loads_reply(payload: bytes) -> Any:
@@ -196,6 +203,113 @@ def loads_reply(payload: bytes) -> Any:
     if end != len(text) and text[end:].strip(" \t\n\r"):
         return json.loads(payload)
     return data
+
+
+#: Whitespace as JSON has it (`json.decoder.WHITESPACE`).
+_WHITESPACE: Final = re.compile(r"[ \t\n\r]*")
+#: Replies read by `_scan_listing`: task listings, whose items become tasks.
+_LISTINGS: Final = frozenset({"/v1/tasks/batch", "/v1/tasks"})
+
+
+class _ListingShapeError(ValueError):
+    """A listing `_scan_listing` leaves to `loads_reply`."""
+
+
+def _skip(text: str, at: int) -> int:
+    """The first offset at or after `at` that is not JSON whitespace."""
+    match = _WHITESPACE.match(text, at)
+    return at if match is None else match.end()
+
+
+def _scan_items(
+    text: str, at: int, view: memoryview | None
+) -> tuple[list[Any], list[ReplyJSON], int]:
+    """
+    The JSON array at `text[at] == "["`: its items, each item's JSON text,
+    and where the array ends.
+
+    Raises:
+        ValueError, StopIteration, RecursionError: not one array.
+    """
+    items: list[Any] = []
+    parts: list[ReplyJSON] = []
+    at = _skip(text, at + 1)
+    if text.startswith("]", at):
+        return items, parts, at + 1
+    while True:
+        value, end = _scan_json(text, at)
+        items.append(value)
+        parts.append(
+            ReplyJSON(view[at:end]) if view is not None else ReplyJSON(text[at:end], "utf-8")
+        )
+        at = _skip(text, end)
+        if text.startswith(",", at):
+            at = _skip(text, at + 1)
+        elif text.startswith("]", at):
+            return items, parts, at + 1
+        else:
+            raise _ListingShapeError
+
+
+def _scan_listing(payload: bytes) -> tuple[Any, list[ReplyJSON]] | None:
+    """
+    `loads_reply(payload)` of a task listing (`{"data": [...], ...}` or a
+    bare `[...]`), with the JSON text of each item of that list; None for
+    any reply this does not read, which the caller reads with `loads_reply`.
+
+    A batch reply holds up to 50 tasks in one body; each task keeps its own
+    item's bytes for `Task.raw` (a slice: no second parse, no encoding). The
+    top level is read here, in a few steps per item, and every value in it
+    by the C scanner `loads_reply` uses, so the data is what `json.loads`
+    gives (duplicate keys included: the last one counts).
+    """
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError:
+        return None
+    # In ASCII a text offset is a byte offset: items are sliced from the bytes.
+    view = memoryview(payload) if len(text) == len(payload) else None
+    try:
+        at = _skip(text, 0)
+        data: Any
+        if text.startswith("[", at):
+            data, parts, at = _scan_items(text, at, view)
+        elif text.startswith("{", at):
+            listing: dict[str, Any] = {}
+            found: list[ReplyJSON] | None = None
+            at = _skip(text, at + 1)
+            while True:
+                if not text.startswith('"', at):
+                    raise _ListingShapeError
+                key, at = _scan_string(text, at + 1)
+                at = _skip(text, at)
+                if not text.startswith(":", at):
+                    raise _ListingShapeError
+                at = _skip(text, at + 1)
+                if key == "data" and text.startswith("[", at):
+                    listing[key], found, at = _scan_items(text, at, view)
+                else:
+                    listing[key], at = _scan_json(text, at)
+                    if key == "data":
+                        found = None
+                at = _skip(text, at)
+                if text.startswith(",", at):
+                    at = _skip(text, at + 1)
+                elif text.startswith("}", at):
+                    at += 1
+                    break
+                else:
+                    raise _ListingShapeError
+            if found is None:
+                return None
+            data, parts = listing, found
+        else:
+            return None
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if at != len(text) and text[at:].strip(" \t\n\r"):
+        return None
+    return data, parts
 
 
 def decode_reply(
@@ -220,8 +334,13 @@ def decode_reply(
     request_id = request_id_of(headers, redactor)
     if not 200 <= status < 300:
         raise error_from_reply(status, headers, payload, request_id)
+    items = None
     try:
-        data = loads_reply(payload)
+        listing = _scan_listing(payload) if path in _LISTINGS else None
+        if listing is None:
+            data = loads_reply(payload)
+        else:
+            data, items = listing
     except (ValueError, RecursionError):
         snippet = " ".join(payload[:200].decode("utf-8", errors="replace").split())
         raise MalformedReplyError(
@@ -240,8 +359,8 @@ def decode_reply(
     if method == "POST":
         # Only creates (POST, with an Idempotency-Key) are ever replayed.
         replayed = headers.get("idempotency-replayed", "").lower() == "true"
-        return Response(status, headers, data, request_id, replayed)
-    return Response(status, headers, data, request_id)
+        return Response(status, headers, data, request_id, replayed, body=payload, items=items)
+    return Response(status, headers, data, request_id, body=payload, items=items)
 
 
 def error_from_reply(
@@ -339,7 +458,9 @@ def malformed(response: Response, detail: str) -> MalformedReplyError:
 def read_task(response: Response, task_id: str | None = None) -> Task:
     """The task a reply holds (the task `task_id`, when given)."""
     try:
-        task = structure_task(response.data, response.request_id)
+        task = structure_task(
+            response.data, response.request_id, source=response.body, expected_id=task_id
+        )
     except MalformedResponseError as exc:
         raise malformed(response, str(exc)) from None
     except Exception as exc:  # hostile replies: any failure to read is one error
@@ -367,9 +488,12 @@ def read_tasks(response: Response) -> list[Task]:
         raise malformed(response, "batch reply has no 'data' list")
     tasks = []
     request_id = response.request_id
-    for item in items:
+    parts: Sequence[ReplyJSON | None] = response.items or ()
+    if len(parts) != len(items):
+        parts = [None] * len(items)
+    for item, part in zip(items, parts, strict=True):
         try:
-            tasks.append(structure_task(item, request_id))
+            tasks.append(structure_task(item, request_id, source=part))
         except Exception:  # noqa: S112 -- an unreadable item is left out; its task is read singly
             continue
     return tasks

@@ -32,6 +32,7 @@ class WatchEntry:
     """
 
     __slots__ = (
+        "_traces",
         "done",
         "due",
         "error",
@@ -48,7 +49,6 @@ class WatchEntry:
         "seq",
         "state",
         "task_id",
-        "traces",
     )
 
     def __init__(self, task_id: str, state: planner.PollState) -> None:
@@ -68,8 +68,21 @@ class WatchEntry:
         self.hinted = False
         self.needs_origin = False
         self.scope: anyio.CancelScope | None = None
-        #: (listener, its trace context) for listeners that watched while tracing.
-        self.traces: list[tuple[Listener, Context]] = []
+        # Made on first use: only listeners that watch while tracing have one,
+        # and an empty list on each of 100,000 watched tasks is 5.6 MB.
+        self._traces: list[tuple[Listener, Context]] | None = None
+
+    @property
+    def traces(self) -> list[tuple[Listener, Context]]:
+        """(listener, its trace context) for listeners that watched while tracing."""
+        traces = self._traces
+        if traces is None:
+            traces = self._traces = []
+        return traces
+
+    @traces.setter
+    def traces(self, value: list[tuple[Listener, Context]]) -> None:
+        self._traces = value
 
     def outcome(self) -> Task:
         """The completed task of a finished entry, or raise what ended it."""
