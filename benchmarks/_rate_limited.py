@@ -6,8 +6,8 @@ creates/s and 100 reads/s, a second of burst each, 429 + Retry-After beyond
 them. 2,000 jobs whose tasks run about 60 s (the mock's lognormal spread,
 sigma 0.3) go through `client.batch` in one process, then in two processes
 on the same key (each half the jobs, no shared budget: each finds its share
-from the 429s). Time is scaled by `--rate-scale` (default 0.25): tasks run
-15 s and the buckets hold 80 creates/s and 400 reads/s, so tasks in flight,
+from the 429s). Time is scaled by `--rate-scale` (default 0.5): tasks run
+30 s and the buckets hold 40 creates/s and 200 reads/s, so tasks in flight,
 polls per task and every ratio are as at real time.
 
 Next to each, a fixed poller (plain aiohttp, the same process count) that
@@ -56,7 +56,7 @@ ESTIMATE: Final = 60.0
 CREATES_PER_SECOND: Final = 20.0
 READS_PER_SECOND: Final = 100.0
 JOBS: Final = 2_000
-SCALE: Final = 0.25
+SCALE: Final = 0.5
 #: The policy's floor between two polls of one task, unscaled (the default).
 MIN_INTERVAL: Final = 2.0
 CREATE_ROUTE: Final = "POST /v1/videos/generations"

@@ -52,12 +52,12 @@ Run (from the repository root):
 
 Part 3, a rate-limited key (`_rate_limited.py` tells it in full): token
 buckets of 20 creates/s and 100 reads/s, 2,000 jobs of 60 s, in one process
-and in two on the same key, time scaled by `--rate-scale` (0.25); each next
+and in two on the same key, time scaled by `--rate-scale` (0.5); each next
 to a fixed poller spending the same number of reads. Targets: polls >= 80 %
 of the read limit while tasks wait, creates >= 90 % of the create limit,
 429s < 1 % of requests, p95 detection latency below the fixed poller's.
 
-    .venv/bin/python benchmarks/batch_throughput.py --only rate   # part 3 alone, ~4 min
+    .venv/bin/python benchmarks/batch_throughput.py --only rate   # part 3 alone, ~8 min
 
 `--smoke` checks the benchmark works (500 jobs per contender, part 2 at 500
 and 2,500 jobs, part 3 at 60 jobs of 3 s on a 40/200 per second key, one

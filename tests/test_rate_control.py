@@ -17,6 +17,7 @@ import attrs
 import pytest
 
 from evolink_async import SharedBudget, TaskStatus, Wan25ImageToVideo
+from evolink_async._watch.budget import MAX_PRESSURE, Pressure
 from evolink_async._watch.rate import PROBE, SIT, RateControl
 from evolink_async.testing import Fault, MockEvoLink, RateLimit
 
@@ -254,6 +255,29 @@ def test_the_probe_is_gentle_first_and_steep_later() -> None:
     control.waited(9.9)
     control.accepted(10.0)
     assert control.rate == pytest.approx(held * math.exp(PROBE * 100 / 2), rel=1e-3)
+
+
+def _calm_windows(pressure: Pressure, ceiling: float, windows: int, now: float = 0.0) -> float:
+    """One-second windows at half of a 100/s budget (min_interval 1 s), from `now`."""
+    for _ in range(windows * 50):
+        now += 1 / 50
+        pressure.sent(now, late=False, budget=100.0, min_interval=1.0, ceiling=ceiling)
+    return now
+
+
+def test_spare_budget_below_the_servers_limit_is_spent_on_denser_polls() -> None:
+    # Where the budget is the server's own limit, half of it unused is
+    # latency given away: the pressure rises past the policy's plan ...
+    found = Pressure()
+    now = _calm_windows(found, MAX_PRESSURE, 40)
+    assert found.value == MAX_PRESSURE
+    # ... where it is the policy's ceiling, the policy's plan is the most.
+    capped = Pressure()
+    _calm_windows(capped, 1.0, 40)
+    assert capped.value == 1.0
+    # A ceiling that drops (a policy budget again) brings it down.
+    _calm_windows(found, 1.0, 10, now)
+    assert found.value == 1.0
 
 
 # -- over HTTP, against the mock's per-key limit -----------------------------------

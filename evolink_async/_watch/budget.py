@@ -29,6 +29,7 @@ __all__ = [
     "EASE",
     "LATE_FRACTION",
     "LATE_SHARE",
+    "MAX_PRESSURE",
     "MIN_PRESSURE",
     "START_POLL_RATE",
     "WINDOW_POLLS",
@@ -44,19 +45,22 @@ logger = logging.getLogger("evolink_async")
 START_POLL_RATE: Final = 50.0
 #: Pressure eases past this share of the budget, and comes back under the
 #: calm one. The budget is paced (no bursts), so a poll queues only a few
-#: token intervals behind the others even at 90 %: headroom above that
+#: token intervals behind the others even at 95 %: headroom above that
 #: would be polls the server allows and the watcher does not make.
-BUSY_UTILIZATION: Final = 0.9
-CALM_UTILIZATION: Final = 0.75
+BUSY_UTILIZATION: Final = 0.95
+CALM_UTILIZATION: Final = 0.85
 LATE_FRACTION: Final = 0.1
 LATE_SHARE: Final = 0.1
 #: A window lasts `min_interval`, and at least as long as the budget takes
 #: for this many polls, so that one window's share is not noise.
 WINDOW_POLLS: Final = 100
 #: Per window, pressure is multiplied by EASE when busy, divided by it when
-#: calm, within [MIN_PRESSURE, 1].
+#: calm, within [MIN_PRESSURE, 1], or up to MAX_PRESSURE where the budget is
+#: the server's own limit (no `max_polls_per_second`): polls it allows and
+#: the watcher does not make are detection latency given away.
 EASE: Final = 0.8
 MIN_PRESSURE: Final = 1 / 16
+MAX_PRESSURE: Final = 4.0
 
 
 class PollGate(Protocol):
@@ -76,26 +80,28 @@ class PollGate(Protocol):
 
 
 class TokenBucket:
-    """A token bucket: `rate` tokens a second, at most `burst` saved up."""
+    """A token bucket: `rate` tokens a second, at most a tenth of a second's saved up."""
 
-    __slots__ = ("burst", "rate", "stamp", "tokens")
+    __slots__ = ("stamp", "tokens")
 
     def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        # A tenth of a second's worth: enough to absorb timer jitter, small
-        # enough that no one second sees much more than the budget.
-        self.burst = max(1.0, rate / 10)
-        self.tokens = self.burst
+        self.tokens = _burst(rate)
         self.stamp = now
 
     def delay(self, now: float, rate: float) -> float:
-        """Seconds until a token is there (0: one was taken now)."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * rate)
+        """Seconds until a token is there at `rate` (0: one was taken now)."""
+        self.tokens = min(_burst(rate), self.tokens + (now - self.stamp) * rate)
         self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / rate
+
+
+def _burst(rate: float) -> float:
+    # A tenth of a second's worth: enough to absorb timer jitter, small
+    # enough that no one second sees much more than the budget.
+    return max(1.0, rate / 10)
 
 
 class Pressure:
@@ -109,11 +115,21 @@ class Pressure:
         self._polls = 0
         self._late = 0
 
-    def sent(self, now: float, *, late: bool, budget: float, min_interval: float) -> float:
+    def sent(
+        self,
+        now: float,
+        *,
+        late: bool,
+        budget: float,
+        min_interval: float,
+        ceiling: float = 1.0,
+    ) -> float:
         """
         Count one poll sent at `now` (`late` if it went out late, `budget`
         the polls per second allowed now); at the end of each window adjust
-        the pressure. Returns the pressure to plan with.
+        the pressure, up to `ceiling` (above 1: a budget with room to spare
+        is spent, on denser polls where tasks are likely to finish). Returns
+        the pressure to plan with.
         """
         start = self._start
         if start is None:
@@ -129,7 +145,9 @@ class Pressure:
         if used > BUSY_UTILIZATION or late_share > LATE_SHARE:
             pressure = max(MIN_PRESSURE, pressure * EASE)
         elif used < CALM_UTILIZATION and late_share <= LATE_SHARE / 4:
-            pressure = min(1.0, pressure / EASE)
+            pressure = min(max(1.0, ceiling), pressure / EASE)
+        elif pressure > ceiling:
+            pressure = max(ceiling, pressure * EASE)
         if pressure != self.value:
             logger.debug(
                 "poll planning pressure %.2f -> %.2f (%.0f%% of the budget used, %.0f%% late)",
