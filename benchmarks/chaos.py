@@ -125,7 +125,7 @@ async def run(count: int, seed: int, folder: Path) -> tuple[list[str], list[tupl
             ("creates sent", f"{mock.stats.requests['POST /v1/videos/generations']}"),
             ("replayed creates", f"{mock.stats.replays}"),
             ("faults injected", ", ".join(f"{k} {v}" for k, v in sorted(faults.items()))),
-            ("lowest creates in flight", f"{batch._limiter.lowest} of 64"),
+            ("create rate after 429s", f"{batch._pacer.control.rate:.0f}/s"),
         ]
         return checks, rows
 

@@ -273,6 +273,7 @@ async def test_429_on_polls_slows_the_whole_watcher_once_per_burst(
     # rate was measured), however many polls were in flight.
     assert budget.rate_limited_count == 2
     assert budget.cuts == 1
+    assert FAST_POLL.max_polls_per_second is not None
     assert budget.rate == pytest.approx(FAST_POLL.max_polls_per_second / 2)
     done = await asyncio.gather(*waits)
     assert all(t.status is TaskStatus.COMPLETED for t in done)
@@ -405,6 +406,7 @@ class Controller:
         return self.control.value
 
     def sent(self, now: float, *, late: bool) -> None:
+        assert self.policy.max_polls_per_second is not None
         self.control.sent(
             now,
             late=late,
