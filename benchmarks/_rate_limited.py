@@ -10,6 +10,10 @@ from the 429s). Time is scaled by `--rate-scale` (default 0.5): tasks run
 30 s and the buckets hold 40 creates/s and 200 reads/s, so tasks in flight,
 polls per task and every ratio are as at real time.
 
+With a PostgreSQL URL (`shared`), the two processes run once more with a
+`SharedBudget` whose rates (twice the key's limits) are ceilings: the
+processes together cut the shared rates to the limits on 429s.
+
 Next to each, a fixed poller (plain aiohttp, the same process count) that
 spends the same number of read requests: creates paced at exactly the
 create limit (it is told the limit), then one GET per task every T seconds
@@ -33,7 +37,9 @@ below the fixed poller's, one and two processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import random
 import time
 import traceback
@@ -98,6 +104,9 @@ class Spec:
     #: The fixed poller's interval and create rate (this process's share).
     interval: float = 0.0
     create_rate: float = 0.0
+    #: Ours with a `SharedBudget` in this PostgreSQL database (None: none).
+    shared: str | None = None
+    budget_name: str = "rate-limited"
 
 
 @dataclass(frozen=True)
@@ -225,7 +234,7 @@ def _job(index: int) -> dict[str, Any]:
 
 
 async def _run_ours(spec: Spec) -> int:
-    from evolink_async import EvoLinkClient, PollPolicy
+    from evolink_async import PollPolicy, SharedBudget
 
     s = spec.plan.scale
     policy = PollPolicy(
@@ -236,18 +245,38 @@ async def _run_ours(spec: Spec) -> int:
     )
     jobs = (_job(i) for i in range(spec.first, spec.first + spec.count))
     done = 0
-    async with EvoLinkClient(
+    # Twice the key's limits: where the shared rates start, and their ceilings.
+    budget = (
+        SharedBudget(
+            spec.shared,
+            creates_per_second=2 * spec.plan.create_limit,
+            polls_per_second=2 * spec.plan.read_limit,
+            name=spec.budget_name,
+        )
+        if spec.shared
+        else None
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        if budget is not None:
+            await stack.enter_async_context(budget)
+        client = await stack.enter_async_context(_client(spec, policy))
+        run = client.batch(jobs, concurrency=spec.plan.concurrency, budget=budget)
+        async with run, asyncio.timeout(RUN_LIMIT):
+            async for outcome in run:
+                done += outcome.ok
+    return done
+
+
+def _client(spec: Spec, policy: Any) -> Any:
+    from evolink_async import EvoLinkClient
+
+    return EvoLinkClient(
         spec.api_key,
         base_url=spec.url,
         files_base_url=spec.url,
         max_concurrency=spec.plan.concurrency,
         poll=policy,
-    ) as client:
-        run = client.batch(jobs, concurrency=spec.plan.concurrency)
-        async with run, asyncio.timeout(RUN_LIMIT):
-            async for outcome in run:
-                done += outcome.ok
-    return done
+    )
 
 
 async def _run_fixed(spec: Spec) -> int:
@@ -295,7 +324,7 @@ async def _run_fixed(spec: Spec) -> int:
 
 def _client_process(conn: Connection, spec: Spec) -> None:
     try:
-        runner = _run_ours if spec.kind == "ours" else _run_fixed
+        runner = _run_fixed if spec.kind == "fixed" else _run_ours
         conn.send({"result": asyncio.run(runner(spec))})
     except BaseException:
         conn.send({"error": traceback.format_exc()})
@@ -315,6 +344,7 @@ def run(
     *,
     seed: int,
     interval: float = 0.0,
+    shared: str | None = None,
 ) -> Outcome:
     """One contender in `processes` processes on one key of a fresh mock."""
     options = {
@@ -330,6 +360,7 @@ def run(
     mock = MockProcess(ctx, _mock_process, options)
     try:
         share = plan.jobs // processes
+        name = f"rate-limited-{os.getpid()}-{time.time_ns()}"  # one bucket per run
         specs = [
             Spec(
                 kind=kind,
@@ -340,6 +371,8 @@ def run(
                 plan=plan,
                 interval=interval,
                 create_rate=plan.create_limit / processes,
+                shared=shared,
+                budget_name=name,
             )
             for p in range(processes)
         ]
@@ -376,9 +409,14 @@ def run_all(
     *,
     seed: int,
     processes_each: Sequence[int] = (1, 2),
+    shared: str | None = None,
     log: Any = print,
 ) -> list[Outcome]:
-    """Ours and the fixed poller, in one process and in two."""
+    """
+    Ours and the fixed poller, in one process and in two; with `shared` (a
+    PostgreSQL URL), ours in two processes with a `SharedBudget` too, next
+    to the two-process fixed poller again.
+    """
     outcomes = []
     for processes in processes_each:
         ours = run(ctx, plan, "ours", processes, seed=seed)
@@ -386,6 +424,10 @@ def run_all(
         fixed = run(ctx, plan, "fixed", processes, seed=seed, interval=equal_interval(ours))
         log(f"  (rate-limited, fixed x{processes} done)")
         outcomes += [ours, fixed]
+        if shared and processes == 2:
+            budgeted = run(ctx, plan, "ours+shared", processes, seed=seed, shared=shared)
+            log("  (rate-limited, ours x2 with a SharedBudget done)")
+            outcomes += [budgeted, fixed]
     return outcomes
 
 
@@ -415,28 +457,28 @@ def checks(plan: Plan, outcomes: Sequence[Outcome]) -> list[tuple[bool, str]]:
     """(passed, text) for each target."""
     result = []
     for ours, fixed in zip(outcomes[::2], outcomes[1::2], strict=True):
-        n = ours.processes
+        label = f"x{ours.processes}" + (" shared" if ours.kind != "ours" else "")
         creates = ours.creates_per_second / plan.create_limit
         result += [
             (
                 ours.polls_share_mean >= 0.8,
-                f"rate-limited x{n}: polls {ours.polls_share_mean:.0%} of the read limit"
+                f"rate-limited {label}: polls {ours.polls_share_mean:.0%} of the read limit"
                 f" while tasks wait (>= 80 %)",
             ),
-            (creates >= 0.9, f"rate-limited x{n}: creates {creates:.0%} of the limit (>= 90 %)"),
+            (creates >= 0.9, f"rate-limited {label}: creates {creates:.0%} of the limit (>= 90 %)"),
             (
                 ours.refused_share < 0.01,
-                f"rate-limited x{n}: 429s {ours.refused_share:.2%} of requests (< 1 %)",
+                f"rate-limited {label}: 429s {ours.refused_share:.2%} of requests (< 1 %)",
             ),
             (
                 ours.latency_p95 < fixed.latency_p95,
-                f"rate-limited x{n}: p95 latency {ours.latency_p95:.1f} % of the estimate <"
+                f"rate-limited {label}: p95 latency {ours.latency_p95:.1f} % of the estimate <"
                 f" the fixed poller's {fixed.latency_p95:.1f} % ({fixed.reads:,} reads vs"
                 f" ours' {ours.reads:,})",
             ),
             (
                 ours.completed == plan.jobs and fixed.completed == plan.jobs,
-                f"rate-limited x{n}: ours {ours.completed}/{plan.jobs} seen finished, fixed"
+                f"rate-limited {label}: ours {ours.completed}/{plan.jobs} seen finished, fixed"
                 f" {fixed.completed}/{plan.jobs}",
             ),
         ]

@@ -59,6 +59,10 @@ of the read limit while tasks wait, creates >= 90 % of the create limit,
 
     .venv/bin/python benchmarks/batch_throughput.py --only rate   # part 3 alone, ~8 min
 
+With `EVOLINK_TEST_PG` (a PostgreSQL URL) part 3 adds the two processes with a
+`SharedBudget` (ceilings at twice the limits): the processes find the key's
+limits together.
+
 `--smoke` checks the benchmark works (500 jobs per contender, part 2 at 500
 and 2,500 jobs, part 3 at 60 jobs of 3 s on a 40/200 per second key, one
 process); its
@@ -621,9 +625,9 @@ def summary(
         parts.append(f"peak RSS by N {by_n} ({plateau(flat[-1].client)[0]:.0f} B/job at the end)")
     for mine, fixed in zip(limited[::2], limited[1::2], strict=True):
         parts.append(
-            f"rate-limited x{mine.processes}: polls {mine.polls_share_mean:.0%} of the read"
-            f" limit, 429s {mine.refused_share:.2%}, p95 {mine.latency_p95:.1f} % vs fixed"
-            f" {fixed.latency_p95:.1f} %"
+            f"rate-limited {mine.kind} x{mine.processes}: polls {mine.polls_share_mean:.0%}"
+            f" of the read limit, 429s {mine.refused_share:.2%}, p95 {mine.latency_p95:.1f} %"
+            f" vs fixed {fixed.latency_p95:.1f} %"
         )
     passed = sum(c.ok for c in checks)
     verdict = "PASS" if passed == len(checks) else "FAIL"
@@ -716,6 +720,7 @@ def main(args: argparse.Namespace) -> None:
             rate_plan,
             seed=args.seed,
             processes_each=(1,) if args.smoke else (1, 2),
+            shared=None if args.smoke else os.environ.get("EVOLINK_TEST_PG"),
             log=lambda text: print(text, flush=True),
         )
         _rate_limited.print_table(rate_plan, limited)
