@@ -430,7 +430,8 @@ class EvoLinkClient(ModelCalls):
                 (`{"id": ..., "model": ..., "metadata": ..., <params>}`),
                 read lazily.
             concurrency: creates in flight at once (default: the client's
-                `max_concurrency`); lowered for a while after a 429.
+                `max_concurrency`); creates per second are paced apart, at
+                the rate the server's 429s show it allows.
             journal: an SQLite file, or a `postgresql://` URL (shared by
                 every process of one run: needs `run_id`), recording every
                 job's Idempotency-Key, task id and outcome as they happen.
