@@ -227,9 +227,10 @@ def test_polls_gather_at_both_modes_of_a_bimodal_model() -> None:
     gaps = list(
         zip(polls, [b - a for a, b in zip([0.0, *polls], polls, strict=False)], strict=True)
     )
-    first_mode = [g for t, g in gaps[1:] if 50.0 <= t <= 75.0]
+    # Gaps that start and end inside each window.
+    first_mode = [g for t, g in gaps if t - g >= 50.0 and t <= 75.0]
     between = [g for t, g in gaps if 110.0 <= t <= 170.0]
-    second_mode = [g for t, g in gaps if 215.0 <= t <= 290.0]
+    second_mode = [g for t, g in gaps if t - g >= 215.0 and t <= 290.0]
     assert first_mode and second_mode
     # Close together in each mode, sparse between them.
     assert max(first_mode) <= POLICY.latency_target * 100.0 + 1e-9
@@ -497,3 +498,49 @@ async def test_a_resumed_run_starts_calibrated(journal_target: JournalTarget) ->
             when, count = next_poll_at(policy, alone, now=when, u=0.5), count + 1
         blind.append(count)
     assert statistics.mean(seen) < 0.7 * statistics.mean(blind)
+
+
+def test_a_task_found_at_its_first_poll_still_teaches_its_bracket() -> None:
+    # Short tasks that finished before the first poll are only known to be
+    # shorter than it: they are shared out over that bracket, not left out
+    # (leaving them out would teach that no task is that short).
+    short = [Finished(estimate=100.0, duration=25.0, within=(0.0, 50.0), flat=True)] * 30
+    calibration = taught(lognormal(30, bias=1.0, sigma=0.2) + short)
+    assert calibration.cdf is not None
+    # Half the tasks (and the prior's tail) below 0.6 of the estimate.
+    assert 1.0 - calibration.survival(math.log(0.6)) == pytest.approx(0.5, abs=0.1)
+    assert calibration.shift < -0.2
+    assert finished(start(POLICY, started_at=0.0, estimated_time=100.0), at=40.0) == Finished(
+        estimate=100.0, duration=20.0, within=(0.0, 40.0)
+    )
+
+
+def test_a_poll_the_ceiling_forced_does_not_skip_the_schedule() -> None:
+    calibration = Calibration(spread=0.3, cdf=(0.0, 1.0), flat=True, schedule=(1.0, 1.1, 1.2))
+    policy = PollPolicy(max_interval=40.0, jitter=0.0)
+    state = start(policy, started_at=0.0, estimated_time=100.0)
+    first = next_poll_at(policy, state, now=0.0, u=0.5, calibration=calibration)
+    assert first == pytest.approx(40.0)  # the ceiling, well before 100 s
+    state = observe(state, at=first, progress=0, status="processing")
+    second = next_poll_at(policy, state, now=first, u=0.5, calibration=calibration)
+    state = observe(state, at=second, progress=0, status="processing")
+    third = next_poll_at(policy, state, now=second, u=0.5, calibration=calibration)
+    assert (second, third) == pytest.approx((80.0, 100.0))
+    # A poll a little early (by jitter) stood for the scheduled time just ahead.
+    jittered = attrs.evolve(policy, jitter=0.1)
+    state = observe(state, at=109.5, progress=0, status="processing")
+    assert next_poll_at(jittered, state, now=109.5, u=0.5, calibration=calibration) == (
+        pytest.approx(120.0)
+    )
+
+
+def test_under_pressure_a_schedule_is_followed_sparser() -> None:
+    calibration = Calibration(
+        spread=0.3, cdf=(0.0, 1.0), flat=True, schedule=tuple(1.0 + i / 10 for i in range(10))
+    )
+    state = observe(
+        start(POLICY, started_at=0.0, estimated_time=100.0), at=100.0, progress=0, status="x"
+    )
+    full = next_poll_at(POLICY, state, now=100.0, u=0.5, calibration=calibration)
+    quarter = next_poll_at(POLICY, state, now=100.0, u=0.5, pressure=0.25, calibration=calibration)
+    assert (full, quarter) == pytest.approx((110.0, 120.0))

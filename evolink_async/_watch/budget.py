@@ -33,6 +33,7 @@ __all__ = [
     "MIN_PRESSURE",
     "START_POLL_RATE",
     "WINDOW_POLLS",
+    "WINDOW_SENT",
     "PollGate",
     "Pressure",
     "TokenBucket",
@@ -54,6 +55,10 @@ LATE_SHARE: Final = 0.1
 #: A window lasts `min_interval`, and at least as long as the budget takes
 #: for this many polls, so that one window's share is not noise.
 WINDOW_POLLS: Final = 100
+#: ... and holds at least this many polls sent: with a budget far above
+#: the polls planned, a window of a few milliseconds would judge the share
+#: late on a handful of polls.
+WINDOW_SENT: Final = 50
 #: Per window, pressure is multiplied by EASE when busy, divided by it when
 #: calm, within [MIN_PRESSURE, 1], or up to MAX_PRESSURE where the budget is
 #: the server's own limit (no `max_polls_per_second`): polls it allows and
@@ -137,7 +142,7 @@ class Pressure:
         self._polls += 1
         self._late += late
         span = now - start
-        if span < min_interval or span * budget < WINDOW_POLLS:
+        if span < min_interval or span * budget < WINDOW_POLLS or self._polls < WINDOW_SENT:
             return self.value
         used = self._polls / (budget * span)
         late_share = self._late / self._polls

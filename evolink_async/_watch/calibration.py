@@ -202,7 +202,12 @@ class Finished:
 
     Attributes:
         estimate: The estimate its plan started from (seconds, > 0).
-        duration: How long it really ran (seconds, > 0).
+        duration: How long it really ran (seconds, > 0), or the middle of
+            `within`.
+        within: When the polls bracketed the finish loosely, the bracket
+            (seconds after creation): the duration lies in it, and the
+            histogram shares the task out over it as its durations so far
+            say, the mean takes the histogram's mean over it; None: exact.
         moved: A poll saw its progress strictly between 0 and 100.
         flat: A poll past half its duration saw it running at progress 0.
         level: Level-and-bracket predictions of its duration, each with the
@@ -212,6 +217,7 @@ class Finished:
 
     estimate: float
     duration: float
+    within: tuple[float, float] | None = None
     moved: bool = False
     flat: bool = False
     level: tuple[tuple[float, float], ...] = ()
@@ -375,6 +381,33 @@ def _restored(fields: object, spread: float) -> _Model | None:
     return stats
 
 
+def _bin(x: float) -> int:
+    return min(_BINS - 1, max(0, int((x + RANGE) / BIN)))
+
+
+def _bracket_shares(
+    histogram: Sequence[float],
+    within: tuple[float, float] | None,
+    estimate: float,
+    duration: float,
+) -> list[tuple[int, float]]:
+    """
+    How one finished task is shared out over the histogram's bins: all in
+    its duration's bin when exact; over the bins its bracket spans, as the
+    histogram weighs them (evenly where it holds nothing), when not.
+    """
+    if within is None:
+        return [(_bin(math.log(duration / estimate)), 1.0)]
+    low, high = within
+    first = 0 if low <= 0.0 else _bin(math.log(low / estimate))
+    last = _bin(math.log(high / estimate))
+    masses = histogram[first : last + 1]
+    total = sum(masses)
+    if not total > 0.0:
+        return [(index, 1.0 / (last - first + 1)) for index in range(first, last + 1)]
+    return [(first + offset, mass / total) for offset, mass in enumerate(masses) if mass > 0.0]
+
+
 def _is_flat(stats: _Model) -> bool:
     return stats.flat >= MIN_FLAT and stats.flat > FLAT_ODDS * stats.moved
 
@@ -492,20 +525,23 @@ class Calibrator:
         else:
             self._models.move_to_end(model)
         stats.cached = None
-        x = math.log(duration / estimate)
         stats.weight = min(stats.weight + 1.0, WINDOW)
         stats.samples = min(stats.samples + 1.0, WINDOW)
         rate = 1.0 / stats.weight
+        histogram = stats.histogram
+        share = _bracket_shares(histogram, finished.within, estimate, duration)
+        x = sum(weight * (-RANGE + (index + 0.5) * BIN) for index, weight in share)
+        if finished.within is None:
+            x = math.log(duration / estimate)
         spread = math.sqrt(stats.variance)
         capped = min(stats.mean + CAP * spread, max(stats.mean - CAP * spread, x))
         delta = capped - stats.mean
         stats.mean += rate * delta
         stats.variance = (1.0 - rate) * (stats.variance + rate * delta * delta)
-        index = min(_BINS - 1, max(0, int((x + RANGE) / BIN)))
-        histogram = stats.histogram
         for i in range(_BINS):
             histogram[i] *= 1.0 - rate
-        histogram[index] += rate
+        for index, weight in share:
+            histogram[index] += rate * weight
         keep = 1.0 - 1.0 / WINDOW
         stats.moved = stats.moved * keep + finished.moved
         stats.flat = stats.flat * keep + finished.flat

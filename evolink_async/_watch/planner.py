@@ -118,6 +118,9 @@ _TINY = sys.float_info.min
 # under the default 10% jitter, for a fixed, small cost per call.
 _SOLVE_STEPS = 8
 _SQRT2 = math.sqrt(2.0)
+# A finish bracketed by polls this close (the earlier at least this share of
+# the later) is known well enough to stand for the duration by its middle.
+_TIGHT = 0.5
 # Half-width, in spreads, of the central 95 % of a normal: the "likely"
 # durations of a lognormal posterior (see `PollPolicy.latency_target`).
 _LIKELY_SPREADS = 1.96
@@ -371,18 +374,26 @@ def progress_predictions(
 def finished(state: PollState, *, at: float) -> Finished | None:
     """
     What a task that was just seen completed at `at` teaches a `Calibrator`
-    (`state` as before that poll), or None when its polls bracket the finish
-    too loosely to say how long it ran.
+    (`state` as before that poll), or None when `at` is unusable.
+
+    It finished between its last poll (its creation, before any) and `at`.
+    When that bracket is tight its middle stands for the duration; when it is
+    loose (a task that finished before its first poll, say), the bracket
+    itself is handed on: leaving such tasks out would teach that no task is
+    ever that short, and the next schedule would start later still.
     """
     low = state.last_poll - state.started_at if state.polls else 0.0
     high = at - state.started_at
-    if not (0.0 < high < math.inf) or not low >= 0.5 * high:
+    if not (0.0 < high < math.inf):
         return None
+    low = min(max(low, 0.0), high)
     duration = 0.5 * low + 0.5 * high
-    level, line = progress_predictions(state)
+    tight = low >= _TIGHT * high
+    level, line = progress_predictions(state) if tight else ((), ())
     return Finished(
         estimate=_estimate_of(state),
         duration=duration,
+        within=None if tight else (low, high),
         moved=0 < state.progress < 100,
         flat=state.progress == 0 and state.polls > 0 and low > 0.5 * duration,
         level=level,
@@ -603,10 +614,12 @@ def _planned_interval(
     mu, sigma, informed = _posterior(policy, state, calibration, stall=False)
     elapsed = max(elapsed, _exp(mu) * _MIN_FRACTION, _TINY)
     log_elapsed = math.log(elapsed)
-    if calibration is not None and calibration.schedule and not informed and pressure >= 1.0:
+    if calibration is not None and calibration.schedule and not informed:
         # Progress does not inform: follow the model's own poll schedule,
-        # the fewest polls for its real durations (see `schedule.py`).
-        return _scheduled_interval(policy, state, calibration.schedule, elapsed, high)
+        # the fewest polls for its real durations (see `schedule.py`); under
+        # pressure, every k-th of its times (k about 1 / sqrt(pressure)).
+        stride = max(1, round(1.0 / math.sqrt(pressure)))
+        return _scheduled_interval(policy, state, calibration.schedule, elapsed, high, stride)
     histogram = calibration if calibration is not None and calibration.cdf is not None else None
     if histogram is not None and not informed:
         # No progress to go by: plan from the durations the model's tasks
@@ -648,17 +661,20 @@ def _scheduled_interval(
     schedule: tuple[float, ...],
     elapsed: float,
     high: float,
+    stride: int,
 ) -> float:
-    """The time to the next poll of `schedule` (in estimates) after `elapsed`."""
+    """The time to the `stride`-th next poll of `schedule` (in estimates) after `elapsed`."""
     estimate = _estimate(policy, state)
     position = elapsed / estimate
     index = bisect.bisect_right(schedule, position)
     if index < len(schedule) and state.polls:
-        # A poll jittered (or held) a little early stood for the scheduled
-        # time just ahead: the next one is the time after that.
+        # A poll jittered a little early stood for the scheduled time just
+        # ahead: the next one is the time after that. (A poll further ahead,
+        # one the `max_interval` ceiling forced, stood for none.)
         previous = schedule[index - 1] if index else 0.0
-        if schedule[index] - position < 0.5 * (schedule[index] - previous):
+        if schedule[index] - position <= policy.jitter * (schedule[index] - previous) + 1e-9:
             index += 1
+    index += stride - 1
     if index < len(schedule):
         return (schedule[index] - position) * estimate
     # Past the schedule: the task outlived the durations its model showed so

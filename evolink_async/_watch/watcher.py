@@ -455,7 +455,9 @@ class Watcher:
                 # (A budget still rising to the server's limit is not short.)
                 self._pressure.sent(
                     now,
-                    late=now - due > LATE_FRACTION * max(entry.interval, policy.min_interval),
+                    # Late: by a share of its interval, and by more than the
+                    # policy's floor (a loop a few ms behind is not short).
+                    late=now - due > max(LATE_FRACTION * entry.interval, policy.min_interval),
                     budget=budget,
                     min_interval=policy.min_interval,
                     ceiling=MAX_PRESSURE if policy.max_polls_per_second is None else 1.0,
