@@ -128,6 +128,25 @@ def _datetime(number: float) -> datetime | None:
 
 
 def _duration(value: object) -> float | None:
+    # Durations repeat (a model's estimate, a video's length): one float per
+    # distinct number, from a bounded table, instead of 24 bytes on every task.
+    if type(value) is int or type(value) is float:
+        shared = _durations.get(value)
+        if shared is not None:
+            return shared
+    number = _read_duration(value)
+    if number is not None and number > 0.0 and (type(value) is int or type(value) is float):
+        if len(_durations) >= _MAX_DURATIONS:
+            _durations.clear()
+        _durations[value] = number
+    return number
+
+
+_MAX_DURATIONS = 1024
+_durations: dict[object, float] = {}
+
+
+def _read_duration(value: object) -> float | None:
     if type(value) is int:
         return _int_float(value) if value >= 0 else None
     if type(value) is float:

@@ -344,7 +344,7 @@ def test_a_task_keeps_little_more_than_its_replys_bytes() -> None:
     parsed = retained(lambda n: structure_task(loads_reply(bodies[n]), "req-1"), count)
     assert all(type(stored(task)) is ReplyJSON for task in tasks)
     assert all(task.id is task_id for task, task_id in zip(tasks, ids, strict=True))
-    # The Task (about 150 bytes), two floats and the reply's bytes; the
+    # The Task (about 160 bytes), its request id and the reply's bytes; the
     # parsed reply alone is about 1.8 kB.
     assert kept < len(body) + 400, f"{kept:.0f} bytes kept per task"
     assert kept < parsed / 3, f"{kept:.0f} bytes per task, {parsed:.0f} with raw parsed"
