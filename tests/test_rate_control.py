@@ -10,6 +10,7 @@ import asyncio
 import heapq
 import math
 import os
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ import pytest
 
 from evolink_async import SharedBudget, TaskStatus, Wan25ImageToVideo
 from evolink_async._watch.budget import MAX_PRESSURE, Pressure
-from evolink_async._watch.rate import PROBE, SIT, RateControl
+from evolink_async._watch.rate import FLOOR_SHARE, PROBE, SIT, RateControl
 from evolink_async.testing import Fault, MockEvoLink, RateLimit
 
 from .conftest import FAST_POLL, FAST_RETRY, make_client
@@ -103,13 +104,16 @@ def simulate(
     ceiling: float | None = None,
     demand: float = math.inf,
     change: tuple[float, float] | None = None,
+    stray: float = 0.0,
     step: float = 0.0005,
 ) -> Run:
     """
     `clients` clients with `demand` requests a second each (endless by
     default), paced by their controllers, against one token bucket of
-    `limit` a second; `change` = (time, new limit).
+    `limit` a second; `change` = (time, new limit); `stray` the share of
+    requests refused at random besides (a server's hiccups).
     """
+    rng = random.Random(7)
     server = Bucket(limit)
     run = Run(
         [Client(RateControl(start=start, ceiling=ceiling)) for _ in range(clients)],
@@ -150,6 +154,8 @@ def simulate(
             wanted[index] -= 1.0
             control.sent(now)
             retry_after = server.take(now)
+            if not retry_after and rng.random() < stray:
+                retry_after = 0.001
             if retry_after:
                 client.refused += 1
             else:
@@ -199,6 +205,15 @@ def test_a_limit_that_falls_is_followed_down() -> None:
     assert run.rate(35, 60) >= 0.93 * 100
     assert run.rate(35, 60) <= 1.02 * 100
     assert run.refused_share < 0.01
+
+
+def test_stray_429s_do_not_wear_the_rate_down_to_nothing() -> None:
+    # No limit in reach, but 5 % of requests refused at random: to the
+    # controller that looks like a limit a little under the rate, so it
+    # comes down, but never under a quarter of where it started.
+    run = simulate(100_000.0, 20, start=100.0, stray=0.05)
+    assert run.clients[0].control.rate >= 100.0 * FLOOR_SHARE
+    assert run.rate(10, 20) >= 0.9 * 100.0 * FLOOR_SHARE
 
 
 def test_a_rate_that_is_not_used_does_not_grow() -> None:

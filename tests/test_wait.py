@@ -266,9 +266,10 @@ async def test_429_on_polls_slows_the_whole_watcher_once_per_burst(
     tasks = [await client.submit(job()) for _ in range(3)]
     mock.inject(Fault.RATE_LIMIT, route=GET_TASK, times=2, retry_after=0.01)
     waits = [asyncio.create_task(client.wait(t)) for t in tasks]
-    while mock.stats.faults_injected["rate_limit"] < 2:
-        await asyncio.sleep(0.002)
     budget = client._watcher.poll_rate
+    # Until the server has sent both 429s and the watcher has read them.
+    while mock.stats.faults_injected["rate_limit"] < 2 or budget.rate_limited_count < 2:
+        await asyncio.sleep(0.002)
     # Two 429s with nothing let through between them: one cut, by half (no
     # rate was measured), however many polls were in flight.
     assert budget.rate_limited_count == 2

@@ -29,7 +29,8 @@ this one, whatever the burst. The controller:
   429 comes late and alone, and quickly later, so a rate cut too far (or a
   share another client left) is won back in seconds. After a blind or
   coarse cut it probes at once;
-- stays within [`floor`, `ceiling`].
+- stays within [`floor`, `ceiling`] (the floor: a quarter of the start,
+  unless told otherwise).
 
 Against a token-bucket server that holds a second of tokens this gives one
 to three 429s per probe, one probe every few hundred requests: well under
@@ -52,6 +53,7 @@ __all__ = [
     "BUSY_SHARE",
     "BUSY_WINDOW",
     "DECREASE",
+    "FLOOR_SHARE",
     "HOLD_MAX_SECONDS",
     "HOLD_REQUESTS",
     "HOLD_SECONDS",
@@ -93,6 +95,10 @@ MIN_GRANTS: Final = 16
 STILL_OVER: Final = 3
 #: 429s remembered to measure from (the window's oldest is what counts).
 MAX_POINTS: Final = 256
+#: The rate never falls under this share of where it started (unless told
+#: a floor): 429s that are not a rate limit (a server's hiccups, another
+#: client's bursts) must not wear it down to nothing.
+FLOOR_SHARE: Final = 0.25
 #: The cut on a 429 with no measure to go by (the first).
 DECREASE: Final = 0.5
 #: A rate grows only while saturated: a request waited for it, or at least
@@ -139,11 +145,11 @@ class RateControl:
         *,
         start: float,
         ceiling: float | None = None,
-        floor: float = 0.1,
+        floor: float | None = None,
         what: str = "requests",
     ) -> None:
         self.ceiling = ceiling
-        self.floor = min(floor, start)
+        self.floor = start * FLOOR_SHARE if floor is None else min(floor, start)
         self.rate = start if ceiling is None else min(start, ceiling)
         #: The rate last measured between two 429s (None before two events).
         self.limit: float | None = None

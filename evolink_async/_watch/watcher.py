@@ -643,10 +643,11 @@ class Watcher:
             exc, NotFoundError | AuthenticationError | PermissionDeniedError | BadRequestError
         )
         if isinstance(exc, RateLimitError):
-            # The others in flight (this poll still counts in `_in_flight`).
             self._rate.rate_limited(now, in_flight=self._in_flight - 1, retry_after=exc.retry_after)
             for gate in self.poll_gates:
                 gate.rate_limited("poll")
+        elif isinstance(exc, APIError) and exc.status:
+            self._rate.accepted(now)  # an answer the rate limit let through
         for entry in batch:
             if self._entries.get(entry.task_id) is not entry:
                 continue
