@@ -135,9 +135,12 @@ class JournalTarget:
         return options
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> JournalTarget:
-    """Each journal test once per backend: a file, then a fresh run in PostgreSQL."""
+    """
+    Each journal test once per backend: a file, then a fresh run in PostgreSQL
+    (marked slow: `make test` runs it; CI's extra interpreter runs do not).
+    """
     if request.param == "sqlite":
         return JournalTarget("sqlite", tmp_path / "run.journal", None)
     url: str = request.getfixturevalue("pg_url")

@@ -380,7 +380,7 @@ def assert_complete(mock: MockEvoLink, run: Run) -> None:
     assert len(rows) == len(ids) and all(outcome for _, _, outcome in rows)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 async def test_killed_batch_resumes_without_duplicates_or_lost_outcomes(
     point: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest

@@ -30,7 +30,8 @@ from evolink_async.testing import MockEvoLink
 
 from .conftest import JournalTarget, make_client
 
-pytestmark = pytest.mark.anyio
+# On PostgreSQL: marked slow (make test runs these; CI's extra runs do not).
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CREATE = "POST /v1/videos/generations"
 

@@ -30,6 +30,10 @@ from evolink_async.testing import MockEvoLink
 from .conftest import make_client
 from .test_report import CREATE, MODELS, POLL_ROUTES, browse, known_jobs
 
+# On PostgreSQL, in subprocesses: marked slow (make test runs these; CI's
+# extra runs do not).
+pytestmark = pytest.mark.slow
+
 PASSWORD = "hunter2-secret"
 #: Figures that depend on when the run happened or how fast it polled.
 TIMED = ("started_at", "ended_at", "seconds", "polls_sent", "task_polls", "polls_per_task")

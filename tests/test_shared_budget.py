@@ -24,7 +24,8 @@ import pytest
 
 from evolink_async import SharedBudget, ValidationError
 
-pytestmark = pytest.mark.anyio
+# On PostgreSQL: marked slow (make test runs these; CI's extra runs do not).
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 CREATE = "POST /v1/videos/generations"
