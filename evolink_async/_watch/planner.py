@@ -289,9 +289,7 @@ def _estimate(policy: PollPolicy, state: PollState) -> float:
     return policy.default_estimate if estimate is None else estimate
 
 
-def _level_prediction(
-    state: PollState, *, stall: bool = True
-) -> tuple[float, float, bool] | None:
+def _level_prediction(state: PollState, *, stall: bool = True) -> tuple[float, float, bool] | None:
     """
     The duration progress implies from its highest level and the polls that
     bracket when it was reached (or, in a stall, the bracket the stall
