@@ -134,6 +134,7 @@ class RateControl:
         "ceiling",
         "floor",
         "limit",
+        "max_wait",
         "rate",
         "rate_limited_count",
         "sent_count",
@@ -146,9 +147,12 @@ class RateControl:
         start: float,
         ceiling: float | None = None,
         floor: float | None = None,
+        max_wait: float = 60.0,
         what: str = "requests",
     ) -> None:
         self.ceiling = ceiling
+        #: A Retry-After longer than this blocks nothing (the sender decides).
+        self.max_wait = max_wait
         self.floor = start * FLOOR_SHARE if floor is None else min(floor, start)
         self.rate = start if ceiling is None else min(start, ceiling)
         #: The rate last measured between two 429s (None before two events).
@@ -242,7 +246,7 @@ class RateControl:
         self.rate_limited_count += 1
         before_cut = self._before_cut > 0
         self._before_cut -= 1
-        if retry_after is not None and retry_after > 0:
+        if retry_after is not None and 0 < retry_after <= self.max_wait:
             self.blocked = max(self.blocked, now + retry_after)
         # Every 429 finds the server's bucket empty: a point to measure from.
         events = self._events

@@ -140,9 +140,8 @@ class Watcher:
         self._in_flight = 0
         ceiling = policy.max_polls_per_second
         #: The poll rate the server allows, found from its 429s (`rate.py`).
-        self._rate = RateControl(
-            start=START_POLL_RATE if ceiling is None else ceiling, ceiling=ceiling, what="polls"
-        )
+        self._rate = RateControl(start=ceiling or START_POLL_RATE, ceiling=ceiling, what="polls")
+        self._rate.max_wait = policy.max_interval  # longer Retry-Afters: see `_failed_poll`
         self._bucket: TokenBucket | None = None
         #: Budgets shared with other processes, asked after the watcher's own.
         self.poll_gates: list[PollGate] = []
