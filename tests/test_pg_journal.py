@@ -157,6 +157,20 @@ async def test_an_unreachable_database_is_a_journal_error_without_the_password(
     assert mock.stats.requests[CREATE] == 0
 
 
+@pytest.mark.parametrize("command", ["status", "export"])
+def test_a_url_the_driver_cannot_read_is_one_line_without_the_password(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://user:hunter2-secret@127.0.0.1:not-a-port/evolink"
+    extra = ["--out", str(tmp_path / "out.jsonl")] if command == "export" else []
+    assert main(["journal", command, url, "--run-id", "r", *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "not a usable PostgreSQL URL" in lines[0]
+    assert "hunter2-secret" not in captured.err
+
+
 async def test_journal_status_and_export_read_either_journal(
     mock: MockEvoLink,
     journal_target: JournalTarget,

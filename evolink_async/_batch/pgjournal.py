@@ -161,9 +161,13 @@ class PgJournal:
                 " pip install 'evolink-async[postgres]'"
             ) from None
         async with self._errors("cannot open"):
-            self._pool = await asyncpg.create_pool(
-                self._url, min_size=1, max_size=_POOL_SIZE, command_timeout=60
-            )
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self._url, min_size=1, max_size=_POOL_SIZE, command_timeout=60
+                )
+            except ValueError:
+                # The driver's own words may quote the URL, password and all.
+                raise JournalError(f"{self.where}: not a usable PostgreSQL URL") from None
             async with self._pool.acquire() as db, db.transaction():
                 await db.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
                 for statement in _SCHEMA:
