@@ -27,7 +27,7 @@ from evolink_async._watch.calibration import (
 )
 from evolink_async._watch.planner import finished, next_poll_at, observe, start
 from evolink_async._watch.schedule import fewest_polls
-from evolink_async.testing import MockEvoLink
+from evolink_async.testing import MockEvoLink, MockTask
 
 from .conftest import JournalTarget
 
@@ -267,6 +267,20 @@ def test_linear_progress_learned_as_good_puts_the_poll_at_the_predicted_end() ->
 SCALE = 0.01
 
 
+def blind_schedule(policy: PollPolicy, state: MockTask) -> tuple[int, float]:
+    """
+    The polls the planner alone (no calibration, no progress) makes of a task
+    the mock ran, and the time of the one that finds it, from its creation:
+    computed, not timed, as the planner is pure.
+    """
+    alone = start(policy, started_at=0.0, estimated_time=state.estimated_time)
+    when, count = next_poll_at(policy, alone, now=0.0, u=0.5), 1
+    while when < state.finishes_at - state.created_at:
+        alone = observe(alone, at=when, progress=0, status="processing")
+        when, count = next_poll_at(policy, alone, now=when, u=0.5), count + 1
+    return count, when
+
+
 async def test_the_watcher_calibrates_a_model_whose_estimates_are_3x_too_low() -> None:
     # No progress and estimates a third of the real run time. Once some
     # tasks finished, the next ones are planned from what those showed: the
@@ -298,11 +312,7 @@ async def test_the_watcher_calibrates_a_model_whose_estimates_are_3x_too_low() -
         # The same task under the planner without calibration (pure, so its
         # schedule is computed, not timed): the mock's reads start from the
         # task's creation, as does this schedule.
-        alone = start(policy, started_at=0.0, estimated_time=state.estimated_time)
-        when, count = next_poll_at(policy, alone, now=0.0, u=0.5), 1
-        while when < state.finishes_at - state.created_at:
-            alone = observe(alone, at=when, progress=0, status="processing")
-            when, count = next_poll_at(policy, alone, now=when, u=0.5), count + 1
+        count, when = blind_schedule(policy, state)
         blind.append(count)
         late.append((polls[-1] - state.finishes_at) / state.duration)
         blind_late.append((when - (state.finishes_at - state.created_at)) / state.duration)
@@ -491,12 +501,7 @@ async def test_a_resumed_run_starts_calibrated(journal_target: JournalTarget) ->
         assert outcome.task is not None
         state = mock.tasks[outcome.task.id]
         seen.append(len(mock.stats.polls[outcome.task.id]))
-        alone = start(policy, started_at=0.0, estimated_time=state.estimated_time)
-        when, count = next_poll_at(policy, alone, now=0.0, u=0.5), 1
-        while when < state.finishes_at - state.created_at:
-            alone = observe(alone, at=when, progress=0, status="processing")
-            when, count = next_poll_at(policy, alone, now=when, u=0.5), count + 1
-        blind.append(count)
+        blind.append(blind_schedule(policy, state)[0])
     assert statistics.mean(seen) < 0.7 * statistics.mean(blind)
 
 
