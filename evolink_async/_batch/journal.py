@@ -64,6 +64,7 @@ import attrs
 
 from .._errors import JournalError
 from .._watch.calibration import dump_snapshot, parse_snapshot
+from .commits import GroupCommit, Statement
 from .keys import check_run_id, new_run_id
 from .polls import PollSample, PollSamples
 
@@ -104,22 +105,6 @@ _ENTRY_COLUMNS: Final = (
 )
 #: The first bytes of every SQLite database file.
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
-
-
-def settle(
-    batch: Sequence[tuple[str, Any, asyncio.Future[None]]], error: BaseException | None
-) -> None:
-    """
-    Tell every writer in a group commit how it went: its write is on disk, or
-    the error (a cancellation reaches them as a `JournalError`).
-    """
-    for _, _, done in batch:
-        if done.done():
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error if isinstance(error, Exception) else JournalError(str(error)))
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -171,9 +156,7 @@ class Journal:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evolink-journal")
         self._db: sqlite3.Connection | None = None
         self._lock: int | None = None
-        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
-        self._samples = PollSamples()
+        self._commits = GroupCommit(self._commit, PollSamples())
 
     # -- lifecycle (each runs on the journal thread) --------------------------
 
@@ -234,9 +217,9 @@ class Journal:
     async def close(self) -> None:
         """Flush pending writes and the last poll sample, close the file and release it."""
         try:
-            await self._samples.stop()
+            await self._commits.samples.stop()
             if self._db is not None:
-                self._kick()
+                self._commits.kick()
             await self.flush()
         finally:
             if self._db is not None or self._lock is not None:
@@ -417,50 +400,26 @@ class Journal:
 
     def count_polls(self, sent: Callable[[], int]) -> None:
         """Sample `sent()`, the polls this process has sent for the run, into the journal."""
-        self._samples.start(sent, self._kick)
+        self._commits.samples.start(sent, self._commits.kick)
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, params, done))
-        self._kick()
-        await asyncio.shield(done)
-
-    def _kick(self) -> None:
-        """Start a group commit unless one is under way (it takes what is pending)."""
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
+        await self._commits.write(sql, params)
 
     async def flush(self) -> None:
         """Wait until every write made so far is committed."""
-        while self._flushing is not None and not self._flushing.done():
-            await asyncio.shield(self._flushing)
+        await self._commits.flush()
 
-    async def _flush_loop(self) -> None:
-        while True:
-            batch, self._pending = self._pending, []
-            statements = [(sql, params) for sql, params, _ in batch]
-            sample = self._samples.due()
-            if sample is not None:
-                statements.append(
-                    (
-                        "INSERT INTO polls (owner, at, sent) VALUES (?, ?, ?)",
-                        (self._samples.owner, time.time(), sample),
-                    )
+    async def _commit(self, statements: list[Statement], sample: int | None) -> None:
+        """One group commit on the journal thread (a sample alone: no fsync)."""
+        durable = bool(statements)
+        if sample is not None:
+            statements.append(
+                (
+                    "INSERT INTO polls (owner, at, sent) VALUES (?, ?, ?)",
+                    (self._commits.samples.owner, time.time(), sample),
                 )
-            if not statements:
-                return
-            try:
-                await self._call(self._commit_sync, statements, bool(batch))
-            except BaseException as exc:
-                settle(batch, exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                if sample is not None:
-                    self._samples.wrote(sample)
-                settle(batch, None)
-            if not self._pending:
-                return
+            )
+        await self._call(self._commit_sync, statements, durable)
 
     def _commit_sync(self, statements: list[tuple[str, tuple[Any, ...]]], durable: bool) -> None:
         assert self._db is not None

@@ -44,7 +44,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import JournalError, ValidationError
 from .._watch.calibration import dump_snapshot, parse_snapshot
-from .journal import Claim, JournalEntry, settle
+from .commits import GroupCommit, Statement
+from .journal import Claim, JournalEntry
 from .keys import check_run_id
 from .polls import PollSample, PollSamples
 
@@ -145,9 +146,7 @@ class PgJournal:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._started: datetime | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
-        self._samples = PollSamples(self.owner)
+        self._commits = GroupCommit(self._commit, PollSamples(self.owner))
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -202,9 +201,9 @@ class PgJournal:
     async def close(self) -> None:
         """Flush, give back the jobs left unfinished (others take them at once), disconnect."""
         try:
-            await self._samples.stop()
+            await self._commits.samples.stop()
             if self._pool is not None:
-                self._kick()
+                self._commits.kick()
             await self.flush()
         finally:
             heartbeat, self._heartbeat = self._heartbeat, None
@@ -460,68 +459,44 @@ class PgJournal:
 
     def count_polls(self, sent: Callable[[], int]) -> None:
         """Sample `sent()`, the polls this process has sent for the run, into the journal."""
-        self._samples.start(sent, self._kick)
+        self._commits.samples.start(sent, self._commits.kick)
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, params, done))
-        self._kick()
-        await asyncio.shield(done)
-
-    def _kick(self) -> None:
-        """Start a group commit unless one is under way (it takes what is pending)."""
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
+        await self._commits.write(sql, params)
 
     async def flush(self) -> None:
         """Wait until every write made so far is committed."""
-        while self._flushing is not None and not self._flushing.done():
-            await asyncio.shield(self._flushing)
+        await self._commits.flush()
 
-    async def _flush_loop(self) -> None:
-        while True:
-            batch, self._pending = self._pending, []
-            sample = self._samples.due()
-            if not batch and sample is None:
-                return
-            try:
-                async with (
-                    self._errors("write failed"),
-                    self._db().acquire() as db,
-                    db.transaction(),
-                ):
-                    for sql, params, _ in batch:
-                        await db.execute(sql, *params)
-                    if sample is not None:
-                        await db.execute(
-                            "INSERT INTO evolink_polls VALUES ($1, $2, now(), $3)",
-                            self.run_id,
-                            self.owner,
-                            sample,
-                        )
-                    if batch:
-                        # Every commit is a heartbeat too: an outcome is never
-                        # seen before its owner is seen at least as late.
-                        await db.execute(
-                            "UPDATE evolink_workers SET seen_at = now()"
-                            " WHERE run_id = $1 AND owner = $2 AND ended_at IS NULL",
-                            self.run_id,
-                            self.owner,
-                        )
-                    else:
-                        # A poll sample alone does not wait for the disk; the
-                        # next durable commit takes it along.
-                        await db.execute("SET LOCAL synchronous_commit = off")
-            except BaseException as exc:
-                settle(batch, exc)
-                if not isinstance(exc, Exception):
-                    raise
+    async def _commit(self, statements: list[Statement], sample: int | None) -> None:
+        """One group commit in one transaction (a sample alone: no wait for the disk)."""
+        async with (
+            self._errors("write failed"),
+            self._db().acquire() as db,
+            db.transaction(),
+        ):
+            for sql, params in statements:
+                await db.execute(sql, *params)
+            if sample is not None:
+                await db.execute(
+                    "INSERT INTO evolink_polls VALUES ($1, $2, now(), $3)",
+                    self.run_id,
+                    self.owner,
+                    sample,
+                )
+            if statements:
+                # Every commit is a heartbeat too: an outcome is never
+                # seen before its owner is seen at least as late.
+                await db.execute(
+                    "UPDATE evolink_workers SET seen_at = now()"
+                    " WHERE run_id = $1 AND owner = $2 AND ended_at IS NULL",
+                    self.run_id,
+                    self.owner,
+                )
             else:
-                if sample is not None:
-                    self._samples.wrote(sample)
-                settle(batch, None)
-            if not self._pending:
-                return
+                # A poll sample alone does not wait for the disk; the
+                # next durable commit takes it along.
+                await db.execute("SET LOCAL synchronous_commit = off")
 
     def _entry(self, row: asyncpg.Record) -> JournalEntry:
         try:
