@@ -244,21 +244,7 @@ def _proxy(value: object) -> str | None:
         raise ValidationError(
             f"proxy: must be a URL string such as http://proxy:3128, not {type(value).__name__}"
         )
-    shown = mask_proxy(value)
-    if any(not "!" <= char <= "~" for char in value):
-        raise ValidationError(
-            f"proxy={shown!r}: must be printable ASCII with no spaces or control characters"
-        )
-    if not value.startswith(("http://", "https://")):
-        raise ValidationError(f"proxy={shown!r}: must start with http:// or https://")
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError:
-        raise ValidationError(f"proxy={shown!r}: is not a valid URL") from None
-    if not host:
-        raise ValidationError(f"proxy={shown!r}: must name a host, as in http://proxy:3128")
+    _check_http_url(value, f"proxy={mask_proxy(value)!r}", "http://proxy:3128", detail=False)
     return value
 
 
@@ -410,24 +396,36 @@ def _base_url(name: str, value: object, env: str, default: str) -> str:
         raise ValidationError(f"{name}={value!r}: must be a URL string, not {type(value).__name__}")
     url = value or os.environ.get(env) or default
     source = name if value else env
+    _check_http_url(url, f"{source}={url!r}", default, detail=True)
+    if "?" in url or "#" in url:
+        # API paths are appended to the base: a query or fragment would swallow them.
+        raise ValidationError(f"{source}={url!r}: must not have a query or a fragment")
+    return url.rstrip("/")
+
+
+def _check_http_url(url: str, shown: str, example: str, *, detail: bool) -> None:
+    """
+    `url` is printable ASCII, http(s), with a host and a valid port.
+
+    `shown` names the setting and its value as the error shows them (a
+    proxy's password masked); `detail` adds the parser's reason (never for a
+    value that may hold a password).
+    """
     if any(not "!" <= char <= "~" for char in url):
         raise ValidationError(
-            f"{source}={url!r}: must be printable ASCII with no spaces or control characters"
+            f"{shown}: must be printable ASCII with no spaces or control characters"
         )
     if not url.startswith(("http://", "https://")):
-        raise ValidationError(f"{source}={url!r}: must start with http:// or https://")
+        raise ValidationError(f"{shown}: must start with http:// or https://")
     try:
         parts = urlsplit(url)
         host = parts.hostname
         _ = parts.port  # raises ValueError on a malformed port
     except ValueError as exc:
-        raise ValidationError(f"{source}={url!r}: is not a valid URL ({exc})") from None
+        reason = f" ({exc})" if detail else ""
+        raise ValidationError(f"{shown}: is not a valid URL{reason}") from None
     if not host:
-        raise ValidationError(f"{source}={url!r}: must name a host, as in {default}")
-    if "?" in url or "#" in url:
-        # API paths are appended to the base: a query or fragment would swallow them.
-        raise ValidationError(f"{source}={url!r}: must not have a query or a fragment")
-    return url.rstrip("/")
+        raise ValidationError(f"{shown}: must name a host, as in {example}")
 
 
 def check_wait_options(timeout: object, on_progress: object) -> None:

@@ -281,7 +281,7 @@ class Display:
         self.out.flush()
 
     def summary(self, lines: list[tuple[str, str]]) -> None:
-        """Print the closing summary: (text, style) lines."""
+        """Print the closing summary: (text, style) lines (styled where the display has styles)."""
         for text, style in lines:
             self.print(text, style)
 
@@ -376,11 +376,6 @@ class RichDisplay(Display):
     def abort(self) -> None:
         """Stop the live panel (restores the cursor) before exiting at once."""
         self.stop()
-
-    def summary(self, lines: list[tuple[str, str]]) -> None:
-        """Print the closing summary, styled."""
-        for text, style in lines:
-            self.print(text, style)
 
     def table(
         self,
