@@ -281,7 +281,7 @@ def read_job(item: object, *, base: Path | None = None) -> Job:
             raise ValidationError([Problem(field="request", value=item.request, rule=rule)])
         return item
     if not isinstance(item, Mapping):
-        raise ValidationError(f"a job must be a Job or a JSON object, not {_kind(item)}")
+        raise ValidationError(f"a job must be a Job or a JSON object, not {json_kind(item)}")
     unheld = _unheld_value(item)
     if unheld is not None:
         # Nothing else is read: the rules below would meet the same value.
@@ -472,5 +472,6 @@ _JSON_KINDS: Final[Mapping[type, str]] = {
 }
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """What a JSON value is, as a message says it ("an array", "null", ...)."""
     return _JSON_KINDS.get(type(value), type(value).__name__)

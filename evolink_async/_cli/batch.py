@@ -69,6 +69,7 @@ from .._errors import AuthenticationError, EvoLinkError, JournalError, Validatio
 from .._text import printable
 from .._watch.policy import PollPolicy
 from .apikey import KeyOptionError, resolve_key
+from .calls import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from .display import Display, Progress, credits_text, make_display, seconds_text
 from .jobfile import JobCheck, JobLines, count_jobs, precheck, problem_lines
 from .records import ResultsFile
@@ -88,15 +89,7 @@ __all__ = [
 #: takes 3.3 s, long enough to watch, short enough to wait for. The `--time-scale`
 #: help in `main.py` quotes it.
 MOCK_TIME_SCALE: Final = 0.02
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
 _PROG: Final = "evolink-async batch"
-
-
-class UsageError(Exception):
-    """A bad option or unreadable input: reported in one line, exit 2."""
 
 
 @attrs.frozen(kw_only=True)

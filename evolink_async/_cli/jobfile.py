@@ -35,7 +35,7 @@ from typing import Final
 
 import attrs
 
-from .._batch.jobs import Job, job_id_of, read_job
+from .._batch.jobs import Job, job_id_of, json_kind, read_job
 from .._errors import ValidationError
 from .._text import printable
 
@@ -50,14 +50,6 @@ __all__ = [
 ]
 
 _BOM: Final = b"\xef\xbb\xbf"
-_JSON_TYPES: Final[dict[type, str]] = {
-    list: "an array",
-    str: "a string",
-    int: "a number",
-    float: "a number",
-    bool: "a boolean",
-    type(None): "null",
-}
 
 
 @attrs.frozen(kw_only=True)
@@ -130,8 +122,7 @@ def check_job_lines(lines: Iterable[bytes], *, base: Path | None = None) -> Iter
             yield JobCheck(line=number, id=None, problems=(problem,))
             continue
         if not isinstance(item, dict):
-            kind = _JSON_TYPES.get(type(item), type(item).__name__)
-            problem = f"a job must be a JSON object, not {kind}"
+            problem = f"a job must be a JSON object, not {json_kind(item)}"
             yield JobCheck(line=number, id=None, problems=(problem,))
             continue
         job: Job | None = None
