@@ -222,7 +222,8 @@ def test_a_flat_model_skips_the_early_progress_poll() -> None:
 
 
 def test_polls_gather_at_both_modes_of_a_bimodal_model() -> None:
-    calibration = taught(bimodal(300, seed=9, flat=True))
+    samples = bimodal(300, seed=9, flat=True)
+    calibration = taught(samples)
     polls = schedule(calibration, duration=260.0, estimate=100.0)
     gaps = list(
         zip(polls, [b - a for a, b in zip([0.0, *polls], polls, strict=False)], strict=True)
@@ -232,8 +233,11 @@ def test_polls_gather_at_both_modes_of_a_bimodal_model() -> None:
     between = [g for t, g in gaps if 110.0 <= t <= 170.0]
     second_mode = [g for t, g in gaps if t - g >= 215.0 and t <= 290.0]
     assert first_mode and second_mode
-    # Close together in each mode, sparse between them.
-    assert max(first_mode) <= POLICY.latency_target * 100.0 + 1e-9
+    # Close together in each mode, sparse between them. The latency target
+    # is a share of the mean duration (of the histogram's points: a tenth
+    # of slack for its bins), not of the median, which sits in the first.
+    mean = sum(sample.duration for sample in samples) / len(samples)
+    assert max(first_mode) <= POLICY.latency_target * mean * 1.1
     assert max(second_mode) <= POLICY.latency_target * 250.0 + 1e-9
     assert len(between) <= 2
 
@@ -531,11 +535,15 @@ def test_a_poll_the_ceiling_forced_does_not_skip_the_schedule() -> None:
     state = observe(state, at=second, progress=0, status="processing")
     third = next_poll_at(policy, state, now=second, u=0.5, calibration=calibration)
     assert (second, third) == pytest.approx((80.0, 100.0))
-    # A poll a little early (by jitter) stood for the scheduled time just ahead.
+    # A poll a little early (by jitter) stood for the scheduled time just
+    # ahead; jitter never takes a poll past the schedule's time.
     jittered = attrs.evolve(policy, jitter=0.1)
     state = observe(state, at=109.5, progress=0, status="processing")
-    assert next_poll_at(jittered, state, now=109.5, u=0.5, calibration=calibration) == (
+    assert next_poll_at(jittered, state, now=109.5, u=1.0, calibration=calibration) == (
         pytest.approx(120.0)
+    )
+    assert next_poll_at(jittered, state, now=109.5, u=0.0, calibration=calibration) == (
+        pytest.approx(109.5 + 0.9 * 10.5)
     )
 
 

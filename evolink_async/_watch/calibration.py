@@ -150,6 +150,11 @@ class Calibration:
         flat: The model's progress does not inform: ignore it.
         schedule: For a flat model, its tasks' poll times, in multiples of
             the reported estimate from creation (empty: plan otherwise).
+        latency: The detection delay `schedule` aims at, in the same unit
+            (0 without a schedule).
+        seen: The longest a task of the model was seen to run, finished or
+            still running (when the schedule was made), in the same unit:
+            the schedule's gaps up to there are evidence, past it a guess.
         level: Scores of the level-and-bracket prediction, one per
             `TO_GO_BINS` bin of the share still to go (None: too few).
         line: The same for the two-reading line prediction.
@@ -162,6 +167,8 @@ class Calibration:
     likely: tuple[bool, ...] = ()
     flat: bool = False
     schedule: tuple[float, ...] = ()
+    latency: float = 0.0
+    seen: float = 0.0
     level: tuple[ErrorStats | None, ...] = (None,) * TO_GO_BINS
     line: tuple[ErrorStats | None, ...] = (None,) * TO_GO_BINS
     samples: float = 0.0
@@ -254,8 +261,10 @@ class _Model:
         "cached",
         "flat",
         "histogram",
+        "latency",
         "level",
         "line",
+        "longest",
         "mean",
         "moved",
         "running",
@@ -278,6 +287,8 @@ class _Model:
         self.line = [_Errors() for _ in range(TO_GO_BINS)]
         self.cached: Calibration | None = None
         self.schedule: tuple[float, ...] = ()
+        self.latency = 0.0
+        self.longest = -math.inf
         self.scheduled_at = -math.inf
         self.running: tuple[float, ...] = ()
 
@@ -533,6 +544,9 @@ class Calibrator:
         x = sum(weight * (-RANGE + (index + 0.5) * BIN) for index, weight in share)
         if finished.within is None:
             x = math.log(duration / estimate)
+            stats.longest = max(stats.longest, x)
+        elif finished.within[0] > 0.0:
+            stats.longest = max(stats.longest, math.log(finished.within[0] / estimate))
         spread = math.sqrt(stats.variance)
         capped = min(stats.mean + CAP * spread, max(stats.mean - CAP * spread, x))
         delta = capped - stats.mean
@@ -612,6 +626,7 @@ class Calibrator:
         stats = self._models.get(model)
         if stats is not None:
             stats.running = tuple(x for x in ratios if math.isfinite(x))
+            stats.longest = max(stats.longest, *stats.running, -math.inf)
             stats.schedule = ()
             stats.cached = None
 
@@ -640,9 +655,10 @@ class Calibrator:
         elif not stats.schedule or stats.samples - stats.scheduled_at >= RESCHEDULE:
             shares = _with_running(stats.histogram, stats.samples, stats.running)
             points = [math.exp(x) for x in _quantiles(_cumulative(shares), POINTS)]
-            stats.schedule = fewest_polls(
-                points, self._latency * math.exp(stats.mean), share=SCHEDULE_LATE
-            )
+            # The target is a share of the mean duration, not of the median:
+            # for two populations the median sits in the shorter one.
+            stats.latency = self._latency * sum(points) / len(points)
+            stats.schedule = fewest_polls(points, stats.latency, share=SCHEDULE_LATE)
             stats.scheduled_at = stats.samples
         return Calibration(
             shift=stats.mean,
@@ -651,6 +667,8 @@ class Calibrator:
             likely=likely,
             flat=flat,
             schedule=stats.schedule,
+            latency=stats.latency if stats.schedule else 0.0,
+            seen=math.exp(stats.longest) if stats.schedule else 0.0,
             level=tuple(errors.stats() for errors in stats.level),
             line=tuple(errors.stats() for errors in stats.line),
             samples=stats.samples,

@@ -62,6 +62,13 @@ model has failed (stuck progress, a long queue): each interval is then
 ``[min_interval, max_interval]`` of the last poll (the ceiling divided by
 ``sqrt(pressure)`` under pressure).
 
+A model whose progress says nothing follows, once calibrated, the poll
+schedule its finished tasks give it (`schedule.py`): jittered only earlier
+(a later poll would be late), and, with `PollPolicy.learned_gaps`, past
+`max_interval` where the gap ends before the longest run the model showed.
+A task that outlives the schedule is polled at the schedule's own latency
+until `schedule.PAST_SCHEDULE` times its last time, then backs off.
+
 Scaling: every duration is derived from ``estimated_time``, elapsed time, or a
 `PollPolicy` time field (`min_interval`, `max_interval`, `default_estimate`);
 all other knobs and constants are ratios. Multiplying those times by ``k``
@@ -81,7 +88,6 @@ fixed 15 s poller when the estimate is right.
 
 from __future__ import annotations
 
-import bisect
 import math
 import sys
 from collections.abc import Callable
@@ -91,6 +97,7 @@ import attrs
 from .._numbers import finite_number
 from .calibration import Calibration, Finished
 from .policy import PollPolicy
+from .schedule import interval_after
 
 __all__ = [
     "PollState",
@@ -124,9 +131,6 @@ _TIGHT = 0.5
 # Half-width, in spreads, of the central 95 % of a normal: the "likely"
 # durations of a lognormal posterior (see `PollPolicy.latency_target`).
 _LIKELY_SPREADS = 1.96
-# Past the end of a flat model's schedule, each interval is this multiple of
-# the last (the policy's `backoff` takes over once the task is overdue).
-_PAST_SCHEDULE = 1.15
 # The lowest `pressure` next_poll_at plans with (a guard against 0, not tuning).
 _MIN_PRESSURE = 1e-6
 
@@ -563,13 +567,14 @@ def next_poll_at(
     if calibration is not None:
         estimate *= _exp(calibration.shift)
 
+    late = 1.0 + policy.jitter
     if state.polls <= 0 and (calibration is None or not calibration.flat):
         # The first poll comes early, to see progress while it can help.
         interval = policy.first_poll_fraction * estimate
         if pressure < 1.0:
             interval /= math.sqrt(pressure)
     else:
-        interval = _planned_interval(
+        interval, scheduled = _planned_interval(
             policy,
             state,
             calibration,
@@ -579,6 +584,15 @@ def next_poll_at(
             high=high,
             pressure=pressure,
         )
+        if scheduled and math.isfinite(interval):
+            # The model's own schedule: no task of the model finished
+            # between its times, so a poll forced in by the ceiling would
+            # find none (see `PollPolicy.learned_gaps`); and a poll after
+            # its time would be late, so jitter only brings it forward.
+            reach = (anchor - started + interval) / _estimate(policy, state)
+            if policy.learned_gaps and calibration is not None and reach <= calibration.seen:
+                high = max(high, interval)
+            late = 1.0
     if not math.isfinite(interval):
         interval = high
     interval = min(high, max(low, interval))
@@ -586,7 +600,7 @@ def next_poll_at(
     # Jitter inside the bounds, so tasks pinned to a bound still spread out.
     u = min(1.0, max(0.0, u)) if math.isfinite(u) else 0.5
     earliest = max(low, interval * (1.0 - policy.jitter))
-    latest = min(high, interval * (1.0 + policy.jitter))
+    latest = min(high, interval * late)
     when = anchor + earliest + u * (latest - earliest)
     if not math.isfinite(when):
         when = anchor
@@ -605,8 +619,11 @@ def _planned_interval(
     low: float,
     high: float,
     pressure: float,
-) -> float:
-    """The Keller interval from `elapsed`, or the overdue backoff."""
+) -> tuple[float, bool]:
+    """
+    The Keller interval from `elapsed`, or the overdue backoff, or the
+    model's schedule; and whether it is the schedule.
+    """
     # Overdue is judged without the stall bracket, which moves with the
     # clock: a task stuck for good must still come to back off.
     mu, sigma, informed = _posterior(policy, state, calibration, stall=False)
@@ -617,7 +634,7 @@ def _planned_interval(
         # the fewest polls for its real durations (see `schedule.py`); under
         # pressure, every k-th of its times (k about 1 / sqrt(pressure)).
         stride = max(1, round(1.0 / math.sqrt(pressure)))
-        return _scheduled_interval(policy, state, calibration.schedule, elapsed, high, stride)
+        return _scheduled_interval(policy, state, calibration, elapsed, high, stride), True
     histogram = calibration if calibration is not None and calibration.cdf is not None else None
     if histogram is not None and not informed:
         # No progress to go by: plan from the durations the model's tasks
@@ -638,11 +655,11 @@ def _planned_interval(
             return _survival(log_t, mu, sigma)
 
     if overdue:
-        return state.gap * policy.backoff if state.polls else high
+        return (state.gap * policy.backoff if state.polls else high), False
     scale = min(scale, _exp(mu))
     if likely:
         high = max(low, min(high, policy.latency_target * scale))
-    return _keller_interval(
+    interval = _keller_interval(
         policy,
         elapsed=elapsed,
         survival=survival,
@@ -651,31 +668,27 @@ def _planned_interval(
         high=high,
         pressure=pressure,
     )
+    return interval, False
 
 
 def _scheduled_interval(
     policy: PollPolicy,
     state: PollState,
-    schedule: tuple[float, ...],
+    calibration: Calibration,
     elapsed: float,
     high: float,
     stride: int,
 ) -> float:
-    """The time to the `stride`-th next poll of `schedule` (in estimates) after `elapsed`."""
+    """The time to the `stride`-th next poll of the model's schedule after `elapsed`."""
     estimate = _estimate(policy, state)
-    position = elapsed / estimate
-    index = bisect.bisect_right(schedule, position)
-    if index < len(schedule) and state.polls:
-        # A poll jittered a little early stood for the scheduled time just
-        # ahead: the next one is the time after that. (A poll further ahead,
-        # one the `max_interval` ceiling forced, stood for none.)
-        previous = schedule[index - 1] if index else 0.0
-        if schedule[index] - position <= policy.jitter * (schedule[index] - previous) + 1e-9:
-            index += 1
-    index += stride - 1
-    if index < len(schedule):
-        return (schedule[index] - position) * estimate
-    # Past the schedule: the task outlived the durations its model showed so
-    # far. Those come from tasks that finished, so the longest are the last
-    # to be learned: stretch the intervals gently, not by `backoff`.
-    return state.gap * _PAST_SCHEDULE if state.polls else high
+    step = interval_after(
+        calibration.schedule,
+        elapsed / estimate,
+        latency=calibration.latency,
+        jitter=policy.jitter,
+        stride=stride,
+        polled=state.polls > 0,
+    )
+    if step is not None:
+        return step * estimate
+    return state.gap * policy.backoff if state.polls else high

@@ -62,7 +62,9 @@ class PollPolicy:
             first (seconds, >= `min_interval`). While the poll budget is
             short it stretches with the planning pressure (see
             `next_poll_at`): planned, rather than broken at random by polls
-            queueing for the budget.
+            queueing for the budget. With `learned_gaps` (the default) a
+            model whose progress says nothing may also go past it, where
+            its own finished tasks show none could finish.
         max_polls_per_second: Budget shared by every waiter of one client:
             a ceiling on poll requests per second (> 0), or None (the
             default) for as many as the server allows. Either way the
@@ -108,6 +110,16 @@ class PollPolicy:
             past its estimated finish (>= 0); from then on polls back off.
         backoff: Once overdue, each interval is this multiple of the previous
             one (>= 1), up to `max_interval`.
+        learned_gaps: Once a model's progress proves to say nothing and its
+            finished tasks give it a poll schedule (the fewest polls for
+            its real durations), follow that schedule even where two of
+            its times are further apart than `max_interval`: a poll the
+            ceiling forced in between would find no task finished, as no
+            task of the model finished there. Only gaps that end before the
+            longest run seen (finished, or still running) stretch; past it
+            the ceiling holds. False (a strict ceiling, for an application
+            that wants a fresh snapshot of every task at least every
+            `max_interval`) keeps every gap within `max_interval`.
 
     Raises:
         ValidationError: A field breaks its rule; the message names the
@@ -131,6 +143,7 @@ class PollPolicy:
     latency_target: float = attrs.field(default=0.08, validator=_share)
     overdue_spread: float = attrs.field(default=2.0, validator=_non_negative)
     backoff: float = attrs.field(default=1.5, validator=_at_least_one)
+    learned_gaps: bool = attrs.field(default=True, validator=_boolean)
 
     def __attrs_post_init__(self) -> None:
         if self.min_interval > self.max_interval:

@@ -32,8 +32,14 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
+from typing import Final
 
-__all__ = ["fewest_polls"]
+__all__ = ["PAST_SCHEDULE", "fewest_polls", "interval_after"]
+
+#: A task that outlives its schedule is polled at the schedule's latency
+#: until this multiple of the schedule's last time (the longest durations
+#: are the last a model's finished tasks show), and backs off after that.
+PAST_SCHEDULE: Final = 1.5
 
 
 def fewest_polls(
@@ -86,3 +92,41 @@ def fewest_polls(
         b -= pick - done[j] - 1
         j = pick
     return tuple(times)
+
+
+def interval_after(
+    schedule: Sequence[float],
+    position: float,
+    *,
+    latency: float,
+    jitter: float,
+    stride: int = 1,
+    polled: bool = True,
+) -> float | None:
+    """
+    How long after `position` (a task's age, in the schedule's unit) to poll
+    next: until the `stride`-th next time of `schedule`. A poll made within
+    `jitter` of a gap before a time stood for that time (`polled`: the task
+    was polled at `position`). Past the schedule, every `latency` until
+    `PAST_SCHEDULE` times its last time; None after that (back off).
+    """
+    if not schedule:
+        return None
+    index = bisect.bisect_right(schedule, position)
+    if index < len(schedule) and polled:
+        # A poll jittered a little early stood for the scheduled time just
+        # ahead: the next one is the time after that. (A poll further ahead,
+        # one the `max_interval` ceiling forced, stood for none.)
+        previous = schedule[index - 1] if index else 0.0
+        if schedule[index] - position <= jitter * (schedule[index] - previous) + 1e-9:
+            index += 1
+    index += max(1, stride) - 1
+    if index < len(schedule):
+        return schedule[index] - position
+    # Past the schedule: the task outlived the durations its model showed so
+    # far. Those come from tasks that finished, so the longest are the last
+    # to be learned: keep to the schedule's latency a while longer (its
+    # tail is the likeliest to be short of tasks), then back off.
+    if position <= PAST_SCHEDULE * schedule[-1] and latency > 0.0:
+        return latency
+    return None
