@@ -30,7 +30,7 @@ from ._batch.keys import check_run_id
 from ._batch.shared_budget import SharedBudget
 from ._client import EvoLinkClient
 from ._errors import APIConnectionError, RateLimitError, ServerError, ValidationError
-from ._numbers import is_number
+from ._numbers import finite_number
 
 __all__ = ["EvoLinkVideos"]
 
@@ -92,6 +92,16 @@ class _RayBudget:
 
     def rate_limited(self, kind: str) -> None:
         return None  # a fixed rate: each client's own pacer adapts
+
+
+def _path(name: str, value: object) -> str | None:
+    """A path argument as text (Ray ships it to every actor), or None."""
+    if value is None or isinstance(value, str):
+        return value
+    text = os.fspath(value) if isinstance(value, os.PathLike) else None
+    if isinstance(text, str):
+        return text
+    raise ValidationError(f"{name}: must be a str or a path, not {type(value).__name__}")
 
 
 def _plain(value: Any) -> Any:
@@ -185,20 +195,25 @@ class EvoLinkVideos:
         client: Mapping[str, Any] | None = None,
     ) -> None:
         check_run_id(run_id)
+        journal, download_dir = _path("journal", journal), _path("download_dir", download_dir)
+        given: object = client  # Ray users' arguments are checked at run time too
+        if given is not None and not (
+            isinstance(given, Mapping) and all(isinstance(key, str) for key in given)
+        ):
+            raise ValidationError("client: must be a mapping of EvoLinkClient keyword arguments")
         options = dict(client or {})
         if "api_key" in options:
             raise ValidationError(
                 "EvoLinkVideos: pass the API key as EVOLINK_API_KEY in the workers' "
                 "environment, not in client={...} (constructor arguments are Ray objects)"
             )
-        if creates_per_second is not None and not (
-            is_number(creates_per_second) and 0 < creates_per_second < math.inf
-        ):
+        rate = finite_number(creates_per_second)  # None for an int beyond the float range
+        if creates_per_second is not None and (rate is None or rate <= 0):
             raise ValidationError(f"creates_per_second={creates_per_second!r}: must be > 0")
         self.run_id = run_id
         self.journal = journal
         self.download_dir = download_dir
-        self.creates_per_second = creates_per_second
+        self.creates_per_second = rate
         self._options = options
         self._client: EvoLinkClient | None = None
         self._budget: SharedBudget | _RayBudget | None = None

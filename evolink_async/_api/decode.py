@@ -93,24 +93,50 @@ _MASK: Final = "[api key]"
 #: Keys shorter than this are not masked: masking them would mangle text
 #: (a real key is far longer).
 _MIN_SECRET: Final = 8
+#: The byte-order marks of UTF-16 (and so UTF-32 LE), which `json.loads` reads.
+_WIDE_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")
 
 
 class Redactor:
     """Masks one secret (the API key) in server-supplied bytes and text."""
 
-    __slots__ = ("_data", "_text")
+    __slots__ = ("_data", "_escapes", "_json", "_text")
 
     def __init__(self, secret: str | None) -> None:
         usable = secret is not None and len(secret) >= _MIN_SECRET
         self._text = secret if usable else None
         self._data = secret.encode() if usable and secret is not None else None
+        # The key as `json.dumps` writes it, and the escapes that can hide it.
+        self._json = json.dumps(secret)[1:-1] if usable else None
+        hiding = [char for char in '/"\\' if usable and secret and char in secret]
+        self._escapes = (b"\\u00", *(b"\\" + char.encode() for char in hiding))
 
     def data(self, payload: bytes) -> bytes:
-        """`payload` with the secret masked."""
+        """`payload` with the secret masked, however a JSON body spells it."""
         secret = self._data
-        if secret is None or secret not in payload:
+        if secret is None:
             return payload
-        return payload.replace(secret, _MASK.encode())
+        if secret in payload:
+            payload = payload.replace(secret, _MASK.encode())
+        # JSON escapes (`\u0073k-...`) and UTF-16/32 hide the key from a byte
+        # search; only the decoded text shows it.
+        if (
+            any(escape in payload for escape in self._escapes)
+            or b"\x00" in payload[:4]
+            or payload[:2] in _WIDE_BOMS
+        ):
+            return self._decoded(payload)
+        return payload
+
+    def _decoded(self, payload: bytes) -> bytes:
+        """A JSON `payload` written again as ASCII JSON with the key masked, if it holds it."""
+        try:
+            text = json.dumps(json.loads(payload))
+        except (ValueError, RecursionError):
+            return payload  # not JSON: read as bytes, where the key was masked
+        if self._json is None or self._json not in text:
+            return payload
+        return text.replace(self._json, _MASK).encode()
 
     def text(self, value: str) -> str:
         """`value` with the secret masked."""

@@ -37,7 +37,7 @@ import attrs
 
 from .._checked import checked_arguments
 from .._errors import APIConnectionError, APIError, ValidationError
-from .._numbers import is_whole
+from .._numbers import finite_number, is_whole
 
 __all__ = [
     "RetryPolicy",
@@ -62,7 +62,8 @@ _HINTED_STATUSES: Final = frozenset({429, 503})
 def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"{attribute.name}={value!r}: must be a number")
-    if not (math.isfinite(value) and value > 0):
+    number = finite_number(value)  # None for an int beyond the float range, too
+    if number is None or number <= 0:
         raise ValidationError(f"{attribute.name}={value!r}: must be a finite number > 0")
 
 
@@ -121,8 +122,11 @@ class RetryPolicy:
 
     def backoff(self, retry: int, u: float) -> float:
         """The jittered wait before retry number `retry` (0-based), given a draw `u` in [0, 1)."""
-        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** min(retry, 64))
-        return u * ceiling
+        try:
+            growth = self.multiplier ** min(retry, 64)
+        except OverflowError:  # a huge multiplier: the ceiling is max_backoff anyway
+            growth = math.inf
+        return u * min(self.max_backoff, self.initial_backoff * growth)
 
     def delay(self, retry: int, u: float, retry_after: float | None) -> float | None:
         """

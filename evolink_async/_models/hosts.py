@@ -124,6 +124,7 @@ _C0_OR_SPACE: Final = "".join(chr(code) for code in range(0x21))
 _TAB_OR_NEWLINE: Final = str.maketrans("", "", "\t\n\r")
 _SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _AUTHORITY_END: Final = re.compile(r"[/\\?#]")
+_RESOLVER_STOP: Final = re.compile(r"[\x00\t\n\v\f\r ]")
 _FULL_STOPS: Final = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
 _OCTAL: Final = frozenset("01234567")
@@ -275,8 +276,9 @@ def _judge(raw: str) -> str | None:
     name = host.partition("%")[0].rstrip(".")
     if name in LOCALHOST_NAMES or name.endswith(".localhost"):
         return f"host {raw!r} is loopback ({name!r} always names this machine)"
-    # Resolvers stop reading a numeric host at a space ("127.0.0.1 x").
-    for candidate in dict.fromkeys((name, name.split(" ", 1)[0])):
+    # Resolvers stop reading a numeric host at whitespace or a NUL ("127.0.0.1 x",
+    # "127.0.0.1%00.example.com"): inet_aton takes what comes before.
+    for candidate in dict.fromkeys((name, _RESOLVER_STOP.split(name, maxsplit=1)[0])):
         ip = _address(candidate)
         if ip is None:
             continue

@@ -1,0 +1,217 @@
+"""
+Classes of hostile input an audit found incompletely covered.
+
+- `RetryPolicy`: an int beyond the float range in any field in seconds is a
+  `ValidationError` naming it, and no finite policy overflows when computing
+  a backoff.
+- `EvoLinkVideos`: wrong types for `journal`, `download_dir`, `client` and
+  `creates_per_second` are refused when the stage is built, not later in a
+  Ray worker.
+- `callback_url`: a private IPv4 host followed by a NUL or whitespace
+  (percent-encoded) is refused, since resolvers read only what comes before.
+- Callback bodies posted to `callback_handler`: a number no float holds, or
+  nesting no parser reads, in any field, is a 400, never a 500.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evolink_async import RetryPolicy, TaskStatus, ValidationError, Wan25ImageToVideo
+from evolink_async.testing import MockEvoLink
+from evolink_async.webhooks import callback_handler
+
+from .conftest import make_client
+
+# ------------------------------------------------------------- RetryPolicy
+
+beyond_floats = st.integers(min_value=2**1024, max_value=10**1000).flatmap(
+    lambda n: st.sampled_from([n, -n])
+)
+SECONDS = ["initial_backoff", "max_backoff", "multiplier", "max_retry_after"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(field=st.sampled_from(SECONDS), value=beyond_floats)
+def test_retry_policy_refuses_ints_no_float_holds(field: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=field):
+        RetryPolicy(**{field: value})
+
+
+positive = st.floats(min_value=1e-300, max_value=1e300, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    initial=positive,
+    ceiling=positive,
+    multiplier=positive,
+    retry=st.integers(0, 1000),
+    u=st.floats(0, 1, exclude_max=True),
+)
+def test_no_finite_retry_policy_overflows(
+    initial: float, ceiling: float, multiplier: float, retry: int, u: float
+) -> None:
+    policy = RetryPolicy(initial_backoff=initial, max_backoff=ceiling, multiplier=multiplier)
+    wait = policy.backoff(retry, u)
+    assert 0 <= wait <= ceiling
+    delay = policy.delay(retry, u, None)
+    assert delay is not None and math.isfinite(delay)
+
+
+# ------------------------------------------------------------- EvoLinkVideos
+
+not_paths = st.one_of(
+    st.integers(), st.floats(), st.binary(max_size=4), st.lists(st.integers(), max_size=2)
+)
+not_options = st.one_of(
+    st.integers(),
+    st.text(min_size=1, max_size=4),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.integers(), st.integers(), min_size=1, max_size=2),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    argument=st.sampled_from(["journal", "download_dir", "client", "creates_per_second"]),
+    data=st.data(),
+)
+def test_evolink_videos_refuses_wrong_arguments_when_built(
+    argument: str, data: st.DataObject
+) -> None:
+    ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
+    values = {
+        "journal": not_paths,
+        "download_dir": not_paths,
+        "client": not_options,
+        "creates_per_second": st.one_of(beyond_floats, st.just(math.nan), st.just(-1.0)),
+    }[argument]
+    value = data.draw(values)
+    with pytest.raises(ValidationError, match=argument):
+        ray_stage.EvoLinkVideos(run_id="audit-run", **{argument: value})
+
+
+def test_evolink_videos_takes_paths_as_text(tmp_path: Path) -> None:
+    ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
+    journal, videos = tmp_path / "run.journal", tmp_path / "videos"
+    stage = ray_stage.EvoLinkVideos(run_id="audit-run", journal=journal, download_dir=videos)
+    assert (stage.journal, stage.download_dir) == (str(journal), str(videos))
+
+
+# ------------------------------------------------------------- callback_url
+
+PRIVATE = [ipaddress.IPv4Network(net) for net in ("10.0.0.0/8", "127.0.0.0/8", "192.168.0.0/16")]
+private_v4 = st.sampled_from(PRIVATE).flatmap(
+    lambda net: st.integers(int(net.network_address), int(net.broadcast_address)).map(
+        ipaddress.IPv4Address
+    )
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ip=private_v4,
+    stop=st.sampled_from(["%00", "%09", "%0A", "%0b", "%0C", "%0d", "%20"]),
+    rest=st.sampled_from(["", ".hooks.example.com", "x", ".8.8.8.8"]),
+)
+def test_a_private_host_cut_short_by_a_resolver_is_refused(
+    ip: ipaddress.IPv4Address, stop: str, rest: str
+) -> None:
+    url = f"https://{ip}{stop}{rest}/hook"
+    with pytest.raises(ValidationError, match="callback"):
+        Wan25ImageToVideo(
+            prompt="a cat", image_urls=["https://example.com/cat.png"], callback_url=url
+        )
+
+
+def test_a_public_host_before_a_nul_is_still_allowed() -> None:
+    request = Wan25ImageToVideo(
+        prompt="a cat",
+        image_urls=["https://example.com/cat.png"],
+        callback_url="https://8.8.8.8%00.x/hook",
+    )
+    assert request.callback_url is not None
+
+
+# ------------------------------------------------------------- callback bodies
+
+HUGE = "1" + "0" * 400
+HOSTILE = [HUGE, f"-{HUGE}", "1e400", "1" * 4400, "[" * 100_000 + "]" * 100_000]
+HOSTILE += ['{"a":' * 50_000 + "1" + "}" * 50_000, "NaN", "-Infinity", '"\\ud800"']
+PATHS = [
+    ("progress",),
+    ("created",),
+    ("task_info", "estimated_time"),
+    ("task_info", "video_duration"),
+    ("usage", "credits_reserved"),
+    ("usage", "credits_used"),
+    ("error", "code"),
+    ("error", "message"),
+    ("results",),
+    ("id",),
+    ("status",),
+]
+
+
+def callback_body(task_id: str, path: tuple[str, ...], literal: str) -> bytes:
+    base: dict[str, Any] = {
+        "id": task_id,
+        "status": "completed",
+        "progress": 100,
+        "results": ["https://example.com/v.mp4"],
+        "task_info": {},
+        "usage": {},
+        "error": {},
+    }
+    node = base
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "@@slot@@"
+    return json.dumps(base).replace('"@@slot@@"', literal).encode()
+
+
+@pytest.mark.anyio
+async def test_hostile_callback_bodies_are_400_not_500(mock: MockEvoLink) -> None:
+    async with make_client(mock) as client:
+        app = web.Application()
+        app.router.add_post("/cb", callback_handler(client))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/cb"
+        task = await client.submit(
+            "wan2.5-image-to-video", prompt="a cat", image_urls=["https://example.com/cat.png"]
+        )
+        statuses: dict[tuple[str, str], int] = {}
+        try:
+            async with aiohttp.ClientSession() as session:
+                for path in PATHS:
+                    for literal in HOSTILE:
+                        body = callback_body(task.id, path, literal)
+                        async with session.post(url, data=body) as reply:
+                            statuses[(".".join(path), literal[:8])] = reply.status
+                # The client still takes callbacks and finishes its waits.
+                done = callback_body(task.id, ("progress",), "100")
+                async with session.post(url, data=done) as reply:
+                    assert reply.status == 204
+            finished = await client.wait(task, timeout=20)
+        finally:
+            await runner.cleanup()
+    assert set(statuses.values()) <= {204, 400}, statuses
+    # Nesting no parser reads is refused wherever it sits.
+    assert all(statuses[(place, "[[[[[[[[")] == 400 for place in map(".".join, PATHS))
+    assert finished.status is TaskStatus.COMPLETED
+    # The wait was confirmed with the server, never taken from a callback alone.
+    assert mock.stats.requests["GET /v1/tasks/{id}"] >= 1
