@@ -1,7 +1,8 @@
 """
-Following a flat model's poll schedule: the gaps it may stretch past
-`max_interval`, jitter that never makes a poll late, and a task that
-outlives the schedule. Pure: no server, no clock.
+Gaps past `max_interval` that finished tasks vouch for: a flat model's
+poll schedule (with jitter that never makes a poll late, and a task that
+outlives the schedule), and a line of progress proved good. Pure: no
+server, no clock.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ import attrs
 import pytest
 
 from evolink_async import PollPolicy
-from evolink_async._watch.calibration import Calibration, Calibrator, Finished
+from evolink_async._watch.calibration import (
+    TO_GO_BINS,
+    Calibration,
+    Calibrator,
+    ErrorStats,
+    Finished,
+)
 from evolink_async._watch.planner import next_poll_at, observe, start
 from evolink_async._watch.schedule import PAST_SCHEDULE, interval_after
 
@@ -112,3 +119,23 @@ def test_a_calibration_tells_its_longest_run_and_a_latency_of_the_mean() -> None
     assert 0.06 < calibration.latency < 0.1
     calibrator.learn("m", Finished(estimate=100.0, duration=400.0, flat=True))
     assert calibrator.get("m") is not None
+
+
+def test_a_line_proved_good_skips_past_the_ceiling_to_the_predicted_finish() -> None:
+    # 10 % at 20 s, 50 % at 100 s: the line reaches 100 % at 200 s, and
+    # finished tasks scored such lines as far better than the level.
+    good, poor = ErrorStats(50.0, 0.0, 0.02), ErrorStats(50.0, 0.0, 0.3)
+    calibration = Calibration(
+        spread=0.3, level=(poor,) * TO_GO_BINS, line=(good,) * TO_GO_BINS, samples=50.0
+    )
+    policy = PollPolicy(max_interval=40.0, jitter=0.0, min_interval=1.0)
+    state = start(policy, started_at=0.0, estimated_time=200.0)
+    state = observe(state, at=20.0, progress=10, status="processing")
+    state = observe(state, at=100.0, progress=50, status="processing")
+    when = next_poll_at(policy, state, now=100.0, u=0.5, calibration=calibration)
+    assert 140.0 < when <= 200.0
+    # A strict ceiling, or a line no finished task vouched for, keeps to it.
+    strict = attrs.evolve(policy, learned_gaps=False)
+    assert next_poll_at(strict, state, now=100.0, u=0.5, calibration=calibration) <= 140.0
+    unscored = attrs.evolve(calibration, line=(None,) * TO_GO_BINS)
+    assert next_poll_at(policy, state, now=100.0, u=0.5, calibration=unscored) <= 140.0

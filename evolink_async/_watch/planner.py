@@ -67,7 +67,11 @@ schedule its finished tasks give it (`schedule.py`): jittered only earlier
 (a later poll would be late), and, with `PollPolicy.learned_gaps`, past
 `max_interval` where the gap ends before the longest run the model showed.
 A task that outlives the schedule is polled at the schedule's own latency
-until `schedule.PAST_SCHEDULE` times its last time, then backs off.
+until `schedule.PAST_SCHEDULE` times its last time, then backs off. In the
+same way, when the line through two progress readings (a prediction the
+model's finished tasks scored as better than the level) puts the finish
+within `PollPolicy.latency_target` log-spread, the next poll may skip past
+`max_interval` to the start of that band.
 
 Scaling: every duration is derived from ``estimated_time``, elapsed time, or a
 `PollPolicy` time field (`min_interval`, `max_interval`, `default_estimate`);
@@ -90,12 +94,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
 
 import attrs
 
 from .._numbers import finite_number
 from .calibration import Calibration, Finished
+from .keller import keller_interval, lognormal_survival
 from .policy import PollPolicy
 from .schedule import interval_after
 
@@ -120,11 +124,6 @@ _MAX_EXP = 700.0
 # Smallest positive float: keeps math.log away from 0 for degenerate inputs
 # (hand-made states with zero durations), far below any real time scale.
 _TINY = sys.float_info.min
-# Bisection steps for the Keller interval over [min_interval, max_interval] in
-# log space: 8 halvings of the default 30x range give ~1.4% precision, well
-# under the default 10% jitter, for a fixed, small cost per call.
-_SOLVE_STEPS = 8
-_SQRT2 = math.sqrt(2.0)
 # A finish bracketed by polls this close (the earlier at least this share of
 # the later) is known well enough to stand for the duration by its middle.
 _TIGHT = 0.5
@@ -470,50 +469,6 @@ def estimated_duration(
     return _exp(_posterior(policy, state, calibration)[0])
 
 
-def _survival(log_t: float, mu: float, sigma: float) -> float:
-    """P(T > t) for a lognormal T with median e**mu and log-spread sigma."""
-    return 0.5 * math.erfc((log_t - mu) / (sigma * _SQRT2))
-
-
-def _keller_interval(
-    policy: PollPolicy,
-    *,
-    elapsed: float,
-    survival: Callable[[float], float],
-    scale: float,
-    low: float,
-    high: float,
-    pressure: float,
-) -> float:
-    """
-    The smallest d in [low, high] with lambda * d * P(done by +d | running) / 2 >= 1.
-
-    `survival(log t)` is P(T > t); `scale` the duration one unit of
-    `latency_weight` stands for.
-    """
-    lam = pressure * policy.latency_weight / max(_TINY, scale)
-    alive = survival(math.log(elapsed))
-    if not alive > 0.0:
-        return high
-
-    def excess(d: float) -> float:
-        done = 1.0 - survival(math.log(elapsed + d)) / alive
-        return lam * d * done * 0.5 - 1.0
-
-    if not excess(high) >= 0.0:
-        return high
-    if excess(low) >= 0.0:
-        return low
-    lo, hi = math.log(low), math.log(high)
-    for _ in range(_SOLVE_STEPS):
-        mid = 0.5 * (lo + hi)
-        if excess(math.exp(mid)) >= 0.0:
-            hi = mid
-        else:
-            lo = mid
-    return math.exp(hi)
-
-
 def next_poll_at(
     policy: PollPolicy,
     state: PollState,
@@ -574,7 +529,7 @@ def next_poll_at(
         if pressure < 1.0:
             interval /= math.sqrt(pressure)
     else:
-        interval, scheduled = _planned_interval(
+        interval, high, scheduled = _planned_interval(
             policy,
             state,
             calibration,
@@ -584,14 +539,9 @@ def next_poll_at(
             high=high,
             pressure=pressure,
         )
-        if scheduled and math.isfinite(interval):
-            # The model's own schedule: no task of the model finished
-            # between its times, so a poll forced in by the ceiling would
-            # find none (see `PollPolicy.learned_gaps`); and a poll after
-            # its time would be late, so jitter only brings it forward.
-            reach = (anchor - started + interval) / _estimate(policy, state)
-            if policy.learned_gaps and calibration is not None and reach <= calibration.seen:
-                high = max(high, interval)
+        if scheduled:
+            # A poll after the schedule's time would be late: jitter only
+            # brings it forward.
             late = 1.0
     if not math.isfinite(interval):
         interval = high
@@ -619,10 +569,12 @@ def _planned_interval(
     low: float,
     high: float,
     pressure: float,
-) -> tuple[float, bool]:
+) -> tuple[float, float, bool]:
     """
     The Keller interval from `elapsed`, or the overdue backoff, or the
-    model's schedule; and whether it is the schedule.
+    model's schedule; the ceiling it is held to (`high`, or more where the
+    model's finished tasks show a poll there would find nothing: see
+    `PollPolicy.learned_gaps`); and whether it is the schedule.
     """
     # Overdue is judged without the stall bracket, which moves with the
     # clock: a task stuck for good must still come to back off.
@@ -634,7 +586,15 @@ def _planned_interval(
         # the fewest polls for its real durations (see `schedule.py`); under
         # pressure, every k-th of its times (k about 1 / sqrt(pressure)).
         stride = max(1, round(1.0 / math.sqrt(pressure)))
-        return _scheduled_interval(policy, state, calibration, elapsed, high, stride), True
+        interval = _scheduled_interval(policy, state, calibration, elapsed, high, stride)
+        # No task of the model finished between the schedule's times, up to
+        # the longest run it showed: a poll the ceiling forced in would
+        # find none.
+        if policy.learned_gaps and elapsed + interval <= calibration.seen * _estimate(
+            policy, state
+        ):
+            high = max(high, interval)
+        return interval, high, True
     histogram = calibration if calibration is not None and calibration.cdf is not None else None
     if histogram is not None and not informed:
         # No progress to go by: plan from the durations the model's tasks
@@ -644,7 +604,7 @@ def _planned_interval(
         def survival(log_t: float) -> float:
             return histogram.survival(log_t - log_estimate)
 
-        overdue = survival(log_elapsed) < _survival(policy.overdue_spread, 0.0, 1.0)
+        overdue = survival(log_elapsed) < lognormal_survival(policy.overdue_spread, 0.0, 1.0)
         likely = histogram.is_likely(log_elapsed - log_estimate)
     else:
         overdue = log_elapsed > mu + policy.overdue_spread * sigma
@@ -652,23 +612,44 @@ def _planned_interval(
         likely = abs(log_elapsed - mu) <= _LIKELY_SPREADS * sigma
 
         def survival(log_t: float) -> float:
-            return _survival(log_t, mu, sigma)
+            return lognormal_survival(log_t, mu, sigma)
 
     if overdue:
-        return (state.gap * policy.backoff if state.polls else high), False
+        return (state.gap * policy.backoff if state.polls else high), high, False
     scale = min(scale, _exp(mu))
     if likely:
         high = max(low, min(high, policy.latency_target * scale))
-    interval = _keller_interval(
-        policy,
+    elif (
+        informed
+        and policy.learned_gaps
+        and sigma <= policy.latency_target
+        and _scored(calibration, state)
+    ):
+        # A line through two progress readings, which the model's finished
+        # tasks proved good, puts the finish within about the latency
+        # target: skip to the start of that band, past the ceiling if need
+        # be (polls before it would find the task still running).
+        high = max(high, _exp(mu - _LIKELY_SPREADS * sigma) - elapsed)
+    interval = keller_interval(
+        pressure * policy.latency_weight / max(_TINY, scale),
         elapsed=elapsed,
         survival=survival,
-        scale=scale,
         low=low,
         high=high,
-        pressure=pressure,
     )
-    return interval, False
+    return interval, high, False
+
+
+def _scored(calibration: Calibration | None, state: PollState) -> bool:
+    """
+    Whether `state` is planned by the line through two progress readings,
+    a prediction the model's finished tasks scored as better than the level.
+    """
+    if calibration is None or not (0 < state.first_progress < state.progress < 100):
+        return False
+    to_go = 1.0 - state.progress / 100.0
+    line, level = calibration.line_score(to_go), calibration.level_score(to_go)
+    return line is not None and (level is None or line.noise < level.noise)
 
 
 def _scheduled_interval(

@@ -117,9 +117,12 @@ class PollPolicy:
             ceiling forced in between would find no task finished, as no
             task of the model finished there. Only gaps that end before the
             longest run seen (finished, or still running) stretch; past it
-            the ceiling holds. False (a strict ceiling, for an application
-            that wants a fresh snapshot of every task at least every
-            `max_interval`) keeps every gap within `max_interval`.
+            the ceiling holds. Likewise, once the model's finished tasks
+            proved its progress lines good, a line that puts the finish
+            within about `latency_target` skips there in one gap. False
+            (a strict ceiling, for an application that wants a fresh
+            snapshot of every task at least every `max_interval`) keeps
+            every gap within `max_interval`.
 
     Raises:
         ValidationError: A field breaks its rule; the message names the
