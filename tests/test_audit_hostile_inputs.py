@@ -1,7 +1,8 @@
 """
 Classes of hostile input an audit found incompletely covered.
 
-- `RetryPolicy`: an int beyond the float range in any field in seconds is a
+- `RetryPolicy`: an int beyond the float range in any field in seconds, or
+  one too long to write (over 4,300 digits) in any field, is a
   `ValidationError` naming it, and no finite policy overflows when computing
   a backoff.
 - `EvoLinkVideos`: wrong types for `journal`, `download_dir`, `client` and
@@ -46,6 +47,23 @@ SECONDS = ["initial_backoff", "max_backoff", "multiplier", "max_retry_after"]
 def test_retry_policy_refuses_ints_no_float_holds(field: str, value: int) -> None:
     with pytest.raises(ValidationError, match=field):
         RetryPolicy(**{field: value})
+
+
+too_long_to_write = st.integers(min_value=4301, max_value=6000).map(lambda digits: 10**digits)
+
+
+@settings(max_examples=30, deadline=None)
+@given(field=st.sampled_from([*SECONDS, "max_retries", "retry_statuses"]), value=too_long_to_write)
+def test_retry_policy_refuses_ints_too_long_to_write(field: str, value: int) -> None:
+    # No repr exists for these ints: the error must still be a ValidationError.
+    given: dict[str, Any] = {field: value}
+    if field == "retry_statuses":
+        given[field] = [value]
+    elif field == "max_retries":
+        given[field] = -value
+    with pytest.raises(ValidationError, match=field) as info:
+        RetryPolicy(**given)
+    assert "cannot be shown" in str(info.value)
 
 
 positive = st.floats(min_value=1e-300, max_value=1e300, allow_nan=False, allow_infinity=False)

@@ -36,7 +36,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from .._checked import checked_arguments
-from .._errors import APIConnectionError, APIError, ValidationError
+from .._errors import APIConnectionError, APIError, Problem, ValidationError
 from .._numbers import finite_number, is_whole
 
 __all__ = [
@@ -59,31 +59,32 @@ _RETRY_HINT: Final = re.compile(
 _HINTED_STATUSES: Final = frozenset({429, 503})
 
 
+def _refuse(field: str, value: object, rule: str) -> ValidationError:
+    # A Problem shows the value safely (an int of 5,000 digits has no repr).
+    return ValidationError([Problem(field=field, value=value, rule=rule)])
+
+
 def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"{attribute.name}={value!r}: must be a number")
+        raise _refuse(attribute.name, value, "must be a number")
     number = finite_number(value)  # None for an int beyond the float range, too
     if number is None or number <= 0:
-        raise ValidationError(f"{attribute.name}={value!r}: must be a finite number > 0")
+        raise _refuse(attribute.name, value, "must be a finite number > 0")
 
 
 def _non_negative_int(_: object, attribute: attrs.Attribute[int], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValidationError(f"{attribute.name}={value!r}: must be a whole number >= 0")
+        raise _refuse(attribute.name, value, "must be a whole number >= 0")
 
 
 def _statuses(value: object) -> frozenset[int]:
     """`retry_statuses` as a frozenset of HTTP statuses (whole numbers 100-599)."""
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise ValidationError(
-            f"retry_statuses={value!r}: must be a collection of HTTP statuses (100-599)"
-        )
+        raise _refuse("retry_statuses", value, "must be a collection of HTTP statuses (100-599)")
     statuses = list(value)
     for status in statuses:
         if not is_whole(status) or not 100 <= status <= 599:
-            raise ValidationError(
-                f"retry_statuses={value!r}: {status!r} is not an HTTP status (100-599)"
-            )
+            raise _refuse("retry_statuses", status, "is not an HTTP status (100-599)")
     return frozenset(statuses)
 
 
