@@ -87,9 +87,17 @@ def mock_server() -> Iterator[tuple[str, str]]:
         yield url.group(1), key.group(1)
     finally:
         process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        try:
+            # Generous: on a loaded machine the interpreter's shutdown alone
+            # can take seconds.
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # never left running for the next tests to trip on
+            process.wait()
+            raise
+        finally:
+            if process.stdout is not None:
+                process.stdout.close()
     assert code == 0
 
 
