@@ -15,6 +15,8 @@ import pytest
 
 from evolink_async import PollPolicy
 from evolink_async._watch.calibration import (
+    BIN,
+    RANGE,
     TO_GO_BINS,
     Calibration,
     Calibrator,
@@ -27,11 +29,17 @@ from evolink_async._watch.schedule import PAST_SCHEDULE, interval_after
 POLICY = PollPolicy(max_interval=40.0, jitter=0.0)
 
 
+def uniform_cdf(low: float, high: float) -> tuple[float, ...]:
+    """A histogram's cumulative shares for log(actual / estimate) uniform in [low, high]."""
+    edges = (-RANGE + i * BIN for i in range(round(2 * RANGE / BIN) + 1))
+    return tuple(min(1.0, max(0.0, (edge - low) / (high - low))) for edge in edges)
+
+
 def flat(*, seen: float, schedule: tuple[float, ...] = (1.0, 1.1, 1.2)) -> Calibration:
     """A flat model's calibration with this schedule (in estimates)."""
     return Calibration(
         spread=0.3,
-        cdf=(0.0, 1.0),
+        cdf=uniform_cdf(-0.15, 0.3),
         flat=True,
         schedule=schedule,
         latency=0.05,
@@ -55,6 +63,13 @@ def test_the_ceiling_holds_past_the_longest_run_seen() -> None:
     # Tasks were only seen to run 50 s: whether any finishes before 100 s
     # is a guess, so the ceiling stands.
     assert first_poll(POLICY, flat(seen=0.5)) == pytest.approx(40.0)
+
+
+def test_the_ceiling_holds_in_the_tail_of_the_durations() -> None:
+    # Nearly all tasks finish before 100 s: a gap out there rests on the
+    # few longest, the last to be learned.
+    calibration = attrs.evolve(flat(seen=1.3), cdf=uniform_cdf(-1.0, 0.02))
+    assert first_poll(POLICY, calibration) == pytest.approx(40.0)
 
 
 def test_learned_gaps_off_keeps_a_strict_ceiling() -> None:
@@ -111,10 +126,12 @@ def test_a_calibration_tells_its_longest_run_and_a_latency_of_the_mean() -> None
     for duration in durations:
         calibrator.learn("m", Finished(estimate=100.0, duration=duration, flat=True))
     assert calibrator.wants_running("m")
-    calibrator.running("m", [math.log(3.0)])  # one task has run 3 estimates
+    # A task still running at 3 estimates shows it can run so long, not
+    # that none finishes sooner: the longest finished run is what counts.
+    calibrator.running("m", [math.log(3.0)])
     calibration = calibrator.get("m")
     assert calibration is not None and calibration.schedule
-    assert calibration.seen == pytest.approx(3.0)
+    assert calibration.seen == pytest.approx(2.5)
     # A share of the mean duration (~0.98 estimates), not of the median (0.6).
     assert 0.06 < calibration.latency < 0.1
     calibrator.learn("m", Finished(estimate=100.0, duration=400.0, flat=True))
@@ -139,3 +156,17 @@ def test_a_line_proved_good_skips_past_the_ceiling_to_the_predicted_finish() -> 
     assert next_poll_at(strict, state, now=100.0, u=0.5, calibration=calibration) <= 140.0
     unscored = attrs.evolve(calibration, line=(None,) * TO_GO_BINS)
     assert next_poll_at(policy, state, now=100.0, u=0.5, calibration=unscored) <= 140.0
+
+
+def test_a_young_model_is_scheduled_again_sooner() -> None:
+    calibrator = Calibrator(0.4)
+    due = []
+    for index in range(120):
+        calibrator.learn("m", Finished(estimate=100.0, duration=100.0 + index % 7, flat=True))
+        if calibrator.wants_running("m"):
+            due.append(index + 1)
+            calibrator.running("m", [])
+            assert calibrator.get("m") is not None  # computes the schedule
+    # Every task or two at first, every RESCHEDULE (16) tasks once it has many.
+    assert due[:3] == [5, 7, 10]
+    assert due[-1] - due[-2] == 16

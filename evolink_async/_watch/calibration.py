@@ -25,9 +25,10 @@ What is learned, per model:
   `FLAT_ODDS` to 1 (and at least `MIN_FLAT` tasks showed it): its progress
   is then ignored, and its tasks follow one poll schedule, the one with the
   fewest expected polls for its durations (`schedule.fewest_polls`, over
-  `POINTS` quantiles of the histogram) that finds 95 % of them within the
-  policy's `latency_target` of the calibrated estimate. It is computed again
-  every `RESCHEDULE` tasks.
+  `POINTS` quantiles of the histogram) that finds 99 % of them within the
+  policy's `latency_target` of their mean duration. It is computed again
+  every `RESCHEDULE` tasks (every quarter of its tasks while it has fewer
+  than four times that).
 - **How good progress is.** For each finished task, the planner's two
   progress predictions (`planner.progress_predictions`: from the progress
   level and when it was reached, and from the line through two progress
@@ -152,9 +153,10 @@ class Calibration:
             the reported estimate from creation (empty: plan otherwise).
         latency: The detection delay `schedule` aims at, in the same unit
             (0 without a schedule).
-        seen: The longest a task of the model was seen to run, finished or
-            still running (when the schedule was made), in the same unit:
-            the schedule's gaps up to there are evidence, past it a guess.
+        seen: The longest a finished task of the model was seen to run (at
+            least), in the same unit: the schedule's gaps up to there are
+            evidence, past it a guess (a task still running shows it can
+            run so long, not that none finishes sooner).
         level: Scores of the level-and-bracket prediction, one per
             `TO_GO_BINS` bin of the share still to go (None: too few).
         line: The same for the two-reading line prediction.
@@ -423,6 +425,14 @@ def _is_flat(stats: _Model) -> bool:
     return stats.flat >= MIN_FLAT and stats.flat > FLAT_ODDS * stats.moved
 
 
+def _reschedule_due(stats: _Model) -> bool:
+    """
+    Whether a flat model's schedule is due again: every `RESCHEDULE` tasks,
+    and sooner while it has few (each of the first tasks moves it most).
+    """
+    return stats.samples - stats.scheduled_at >= min(RESCHEDULE, max(1.0, stats.samples / 4))
+
+
 def _cumulative(masses: Sequence[float]) -> tuple[float, ...]:
     """Cumulative shares at the bin edges, normalised to end at 1."""
     total = sum(masses) or 1.0
@@ -570,7 +580,7 @@ class Calibrator:
         stats = self._models.get(model)
         if stats is None or not _is_flat(stats) or stats.samples < MIN_SAMPLES:
             return False
-        return not stats.schedule or stats.samples - stats.scheduled_at >= RESCHEDULE
+        return not stats.schedule or _reschedule_due(stats)
 
     def snapshot(self) -> dict[str, Any]:
         """
@@ -626,7 +636,6 @@ class Calibrator:
         stats = self._models.get(model)
         if stats is not None:
             stats.running = tuple(x for x in ratios if math.isfinite(x))
-            stats.longest = max(stats.longest, *stats.running, -math.inf)
             stats.schedule = ()
             stats.cached = None
 
@@ -652,7 +661,7 @@ class Calibrator:
         flat = _is_flat(stats)
         if not (flat and cdf is not None):
             stats.schedule = ()
-        elif not stats.schedule or stats.samples - stats.scheduled_at >= RESCHEDULE:
+        elif not stats.schedule or _reschedule_due(stats):
             shares = _with_running(stats.histogram, stats.samples, stats.running)
             points = [math.exp(x) for x in _quantiles(_cumulative(shares), POINTS)]
             # The target is a share of the mean duration, not of the median:

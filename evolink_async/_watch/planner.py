@@ -130,6 +130,10 @@ _TIGHT = 0.5
 # Half-width, in spreads, of the central 95 % of a normal: the "likely"
 # durations of a lognormal posterior (see `PollPolicy.latency_target`).
 _LIKELY_SPREADS = 1.96
+# A flat model's schedule stretches no gap past `max_interval` in its last
+# tail of durations, this share: the longest are the last to finish, so
+# while a model is young its histogram holds too few of them to trust a gap.
+_TAIL = 0.1
 # The lowest `pressure` next_poll_at plans with (a guard against 0, not tuning).
 _MIN_PRESSURE = 1e-6
 
@@ -588,10 +592,17 @@ def _planned_interval(
         stride = max(1, round(1.0 / math.sqrt(pressure)))
         interval = _scheduled_interval(policy, state, calibration, elapsed, high, stride)
         # No task of the model finished between the schedule's times, up to
-        # the longest run it showed: a poll the ceiling forced in would
-        # find none.
-        if policy.learned_gaps and elapsed + interval <= calibration.seen * _estimate(
-            policy, state
+        # the longest finished run it showed: a poll the ceiling forced in
+        # would find none. (Past the schedule, or past that run, the
+        # ceiling holds: there the model's durations are a guess.)
+        estimate = _estimate(policy, state)
+        reach = min(calibration.seen, calibration.schedule[-1]) * estimate
+        end = elapsed + interval
+        if (
+            policy.learned_gaps
+            and end <= reach * (1.0 + 1e-9)
+            and calibration.cdf is not None
+            and calibration.survival(math.log(end / estimate)) >= _TAIL
         ):
             high = max(high, interval)
         return interval, high, True
