@@ -50,7 +50,7 @@ from ._api.hooks import EventHooks, check_event_hooks
 from ._api.proxies import mask_proxy
 from ._api.retry import RetryPolicy
 from ._batch.jobs import Job
-from ._errors import ValidationError
+from ._errors import Problem, ValidationError
 from ._numbers import finite_number, is_whole
 from ._values import Task, TaskStatus
 from ._watch.policy import PollPolicy
@@ -118,6 +118,11 @@ class ClientConfig:
         return self.timeout.sock_read or self.timeout.total or 30.0
 
 
+#: Ints of more bits than this may have more than 4,300 digits, which Python
+#: refuses to turn into text (`sys.get_int_max_str_digits`).
+_WRITABLE_BITS: Final = 14_000
+
+
 def client_config(
     *,
     api_key: str | None,
@@ -149,6 +154,11 @@ def client_config(
         ValidationError: an argument (or variable) breaks its rule; the
             message names it, its value (never a key's) and the rule.
     """
+    for name, value in locals().items():
+        # Before any message writes a value: an int over 4,300 digits has no repr.
+        if is_whole(value) and value.bit_length() > _WRITABLE_BITS:
+            rule = "a number too long to write (over 4,300 digits)"
+            raise ValidationError([Problem(field=name, value=value, rule=rule)])
     if not is_whole(max_concurrency):
         raise ValidationError(f"max_concurrency={max_concurrency!r}: must be a whole number")
     if max_concurrency < 1:

@@ -29,7 +29,7 @@ from ._batch.jobs import JobOutcome
 from ._batch.keys import check_run_id
 from ._batch.shared_budget import SharedBudget
 from ._client import EvoLinkClient
-from ._errors import APIConnectionError, RateLimitError, ServerError, ValidationError
+from ._errors import APIConnectionError, Problem, RateLimitError, ServerError, ValidationError
 from ._numbers import finite_number
 
 __all__ = ["EvoLinkVideos"]
@@ -209,7 +209,10 @@ class EvoLinkVideos:
             )
         rate = finite_number(creates_per_second)  # None for an int beyond the float range
         if creates_per_second is not None and (rate is None or rate <= 0):
-            raise ValidationError(f"creates_per_second={creates_per_second!r}: must be > 0")
+            rule = "must be a finite number > 0"
+            raise ValidationError(
+                [Problem(field="creates_per_second", value=creates_per_second, rule=rule)]
+            )
         self.run_id = run_id
         self.journal = journal
         self.download_dir = download_dir

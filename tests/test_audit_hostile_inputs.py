@@ -5,8 +5,10 @@ Classes of hostile input an audit found incompletely covered.
   one too long to write (over 4,300 digits) in any field, is a
   `ValidationError` naming it, and no finite policy overflows when computing
   a backoff.
-- `EvoLinkVideos`: wrong types for `journal`, `download_dir`, `client` and
-  `creates_per_second` are refused when the stage is built, not later in a
+- `EvoLinkClient`: an int too long to write in any argument is a
+  `ValidationError` naming it.
+- `EvoLinkVideos`: wrong types for `journal`, `download_dir`, `client`,
+  `run_id` and `creates_per_second` are refused when the stage is built, not later in a
   Ray worker.
 - `callback_url`: a private IPv4 host followed by a NUL or whitespace
   (percent-encoded) is refused, since resolvers read only what comes before.
@@ -28,7 +30,13 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evolink_async import RetryPolicy, TaskStatus, ValidationError, Wan25ImageToVideo
+from evolink_async import (
+    EvoLinkClient,
+    RetryPolicy,
+    TaskStatus,
+    ValidationError,
+    Wan25ImageToVideo,
+)
 from evolink_async.testing import MockEvoLink
 from evolink_async.webhooks import callback_handler
 
@@ -64,6 +72,41 @@ def test_retry_policy_refuses_ints_too_long_to_write(field: str, value: int) -> 
     with pytest.raises(ValidationError, match=field) as info:
         RetryPolicy(**given)
     assert "cannot be shown" in str(info.value)
+
+
+CLIENT_ARGUMENTS = [
+    "api_key",
+    "base_url",
+    "files_base_url",
+    "max_concurrency",
+    "max_retries",
+    "timeout",
+    "poll",
+    "session",
+    "retry",
+    "max_video_bytes",
+    "download_timeout",
+    "default_headers",
+    "proxy",
+    "trust_env",
+    "event_hooks",
+    "tracer_provider",
+    "meter_provider",
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    argument=st.sampled_from(CLIENT_ARGUMENTS),
+    value=too_long_to_write,
+    sign=st.sampled_from([1, -1]),
+)
+def test_client_arguments_refuse_ints_too_long_to_write(
+    argument: str, value: int, sign: int
+) -> None:
+    given: dict[str, Any] = {argument: sign * value}
+    with pytest.raises(ValidationError, match=argument):
+        EvoLinkClient(**given)
 
 
 positive = st.floats(min_value=1e-300, max_value=1e300, allow_nan=False, allow_infinity=False)
@@ -102,7 +145,7 @@ not_options = st.one_of(
 
 @settings(max_examples=40, deadline=None)
 @given(
-    argument=st.sampled_from(["journal", "download_dir", "client", "creates_per_second"]),
+    argument=st.sampled_from(["journal", "download_dir", "client", "creates_per_second", "run_id"]),
     data=st.data(),
 )
 def test_evolink_videos_refuses_wrong_arguments_when_built(
@@ -113,11 +156,14 @@ def test_evolink_videos_refuses_wrong_arguments_when_built(
         "journal": not_paths,
         "download_dir": not_paths,
         "client": not_options,
-        "creates_per_second": st.one_of(beyond_floats, st.just(math.nan), st.just(-1.0)),
+        "creates_per_second": st.one_of(
+            beyond_floats, too_long_to_write, st.just(math.nan), st.just(-1.0)
+        ),
+        "run_id": st.one_of(too_long_to_write, st.integers(), st.just(""), st.just(" r ")),
     }[argument]
     value = data.draw(values)
     with pytest.raises(ValidationError, match=argument):
-        ray_stage.EvoLinkVideos(run_id="audit-run", **{argument: value})
+        ray_stage.EvoLinkVideos(**{"run_id": "audit-run", argument: value})
 
 
 def test_evolink_videos_takes_paths_as_text(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import json
 import secrets
 from typing import Final
 
-from .._errors import ValidationError
+from .._errors import Problem, ValidationError
 
 __all__ = ["check_run_id", "derive_key", "new_run_id"]
 
@@ -60,8 +60,7 @@ def check_run_id(run_id: object) -> str:
         or not run_id.isprintable()
         or run_id != run_id.strip()
     ):
-        raise ValidationError(
-            f"run_id={run_id!r}: must be 1-{_MAX_RUN_ID} printable characters,"
-            " no leading or trailing space"
-        )
+        rule = f"must be 1-{_MAX_RUN_ID} printable characters, no leading or trailing space"
+        # A Problem shows any value safely (an int of 5,000 digits has no repr).
+        raise ValidationError([Problem(field="run_id", value=run_id, rule=rule)])
     return run_id
