@@ -19,7 +19,7 @@ import pytest
 
 from evolink_async import SharedBudget, TaskStatus, Wan25ImageToVideo
 from evolink_async._watch.budget import MAX_PRESSURE, Pressure
-from evolink_async._watch.rate import FLOOR_SHARE, PROBE, SIT, RateControl
+from evolink_async._watch.rate import DECREASE, FLOOR_SHARE, PROBE, SIT, RateControl
 from evolink_async.testing import Fault, MockEvoLink, RateLimit
 
 from .conftest import FAST_POLL, FAST_RETRY, make_client
@@ -106,12 +106,14 @@ def simulate(
     change: tuple[float, float] | None = None,
     stray: float = 0.0,
     step: float = 0.0005,
+    leaves: tuple[int, float] | None = None,
 ) -> Run:
     """
     `clients` clients with `demand` requests a second each (endless by
     default), paced by their controllers, against one token bucket of
     `limit` a second; `change` = (time, new limit); `stray` the share of
-    requests refused at random besides (a server's hiccups).
+    requests refused at random besides (a server's hiccups); `leaves` =
+    (client, time) it stops sending at.
     """
     rng = random.Random(7)
     server = Bucket(limit)
@@ -143,6 +145,8 @@ def simulate(
             index = (tick + offset) % clients
             client = run.clients[index]
             control = client.control
+            if leaves is not None and index == leaves[0] and now >= leaves[1]:
+                continue
             wanted[index] = min(wanted[index] + demand * step, 2.0)
             if wanted[index] < 1.0 or now < control.blocked:
                 continue
@@ -189,6 +193,17 @@ def test_two_clients_on_one_key_share_it_without_many_429s(limit: float) -> None
     assert run.refused_share < 0.01
     # Neither starves.
     assert all(c.through > 0.2 * limit * 60 / 2 for c in run.clients)
+
+
+@pytest.mark.parametrize("limit", [40.0, 200.0])
+def test_a_share_another_client_leaves_is_taken_up_within_seconds(limit: float) -> None:
+    # Two clients on the key until one stops at 30 s: the one left was cut
+    # to its share, and climbs back to the whole limit.
+    run = simulate(limit, 60, clients=2, start=50.0, leaves=(0, 30.0))
+    assert run.rate(10, 30) >= 0.93 * limit
+    assert run.rate(40, 60) >= 0.93 * limit
+    assert run.refused_share < 0.015
+    assert run.clients[1].control.rate >= 0.9 * limit
 
 
 def test_a_limit_that_rises_is_found_within_seconds() -> None:
@@ -270,6 +285,56 @@ def test_the_probe_is_gentle_first_and_steep_later() -> None:
     control.waited(9.9)
     control.accepted(10.0)
     assert control.rate == pytest.approx(held * math.exp(PROBE * 100 / 2), rel=1e-3)
+
+
+def test_a_share_measured_over_a_changing_interval_cuts_blind() -> None:
+    # Between two 429s 40 s apart only 20 requests came through for this
+    # client: others used the key in between, more at times, less at
+    # others. Sitting under 0.5/s would starve it; the cut is the blind one,
+    # and the rate probes back up at once.
+    control = RateControl(start=100.0, floor=1.0)
+    control.waited(0.0)
+    control.rate_limited(0.0, in_flight=0, retry_after=None)
+    for k in range(20):
+        control.accepted(2.0 * (k + 1))
+    before = control.rate
+    control.rate_limited(41.0, in_flight=0, retry_after=None)
+    assert control.limit == pytest.approx(19 / 41)
+    assert control.rate == pytest.approx(before * DECREASE)
+    control.waited(41.5)
+    control.accepted(42.0)
+    assert control.rate > before * DECREASE
+
+
+def test_a_small_share_probes_towards_its_reach_as_fast_as_a_whole_limit() -> None:
+    # Cut once blind from 200/s (its reach: 100/s), then measured at 20/s:
+    # held 300 requests at the reach (3 s), not 300 of its own (15 s) ...
+    control = RateControl(start=200.0, floor=1.0)
+    control.waited(0.0)
+    control.rate_limited(0.0, in_flight=0, retry_after=None)
+    now = 0.0
+    for _ in range(40):
+        now += 1 / 21
+        control.waited(now)
+        control.accepted(now)
+    control.rate_limited(now + 1 / 21, in_flight=0, retry_after=None)
+    held = control.rate
+    assert held == pytest.approx(SIT * 20.0, rel=0.05)
+    cut_at = now = now + 1 / 21
+    while control.rate == held:
+        now += 1 / 20
+        control.waited(now)
+        control.accepted(now)
+    assert 2.5 <= now - cut_at < 4.0
+    # ... then adds the reach's growth to the held rate: +100 * (e**0.5 - 1)
+    # after 10 s of probing, where a rate on its own would be x1.65.
+    probe_from = now
+    while now - probe_from < 10.0:
+        now += 1 / 20
+        control.waited(now)
+        control.accepted(now)
+    growth = math.expm1(PROBE * (now - probe_from) ** 2 / 2)
+    assert control.rate == pytest.approx(held + 100.0 * growth, rel=0.01)
 
 
 def _calm_windows(pressure: Pressure, ceiling: float, windows: int, now: float = 0.0) -> float:

@@ -29,6 +29,17 @@ this one, whatever the burst. The controller:
   429 comes late and alone, and quickly later, so a rate cut too far (or a
   share another client left) is won back in seconds. After a blind or
   coarse cut it probes at once;
+- sharing a key, a client's measure is its own share. Its hold and its
+  probe are scaled by its reach (the most it was measured to get, or its
+  first cut's rate): it holds for `HOLD_REQUESTS` requests at its reach,
+  and its probe adds `reach * (exp(PROBE * t**2 / 2) - 1)` to the held
+  rate. A client cut to a small share thus holds no longer, in time, than
+  one holding the whole limit, and climbs back towards its reach as fast:
+  a share another client leaves is taken up in seconds (with one client,
+  reach and rate are one). A measure over more than `MEASURE_WINDOW` (no
+  429 in it) that would cut deeper than the blind cut is not trusted (the
+  share changed over so long an interval: the others used the key
+  differently throughout): the cut is blind, and it probes at once;
 - stays within [`floor`, `ceiling`] (the floor: a quarter of the start,
   unless told otherwise).
 
@@ -127,6 +138,7 @@ class RateControl:
         "_held",
         "_over",
         "_probe_from",
+        "_reach",
         "_waited_at",
         "_window_from",
         "_window_sent",
@@ -176,6 +188,9 @@ class RateControl:
         self._base = self.rate
         self._held = 0
         self._probe_from: float | None = None
+        #: The most this client was measured to get (or, before a measure,
+        #: what its first cut left): the scale of its hold and its probe.
+        self._reach = 0.0
         self._waited_at = -math.inf
         self._window_from = -math.inf
         self._window_sent = 0
@@ -226,16 +241,18 @@ class RateControl:
             self._set(self.rate * 2.0 ** (1.0 / max(self.rate, 1.0)))
             self._base = self.rate
             return
+        base = self._base
+        scale = max(base, self._reach)
         if self._probe_from is None:
             self._held += 1
             held_for = now - self._event_at
             if held_for >= HOLD_MAX_SECONDS or (
-                self._held >= HOLD_REQUESTS and held_for >= HOLD_SECONDS
+                self._held * scale >= HOLD_REQUESTS * base and held_for >= HOLD_SECONDS
             ):
                 self._probe_from = now
             return
         age = now - self._probe_from
-        self._set(self._base * math.exp(min(MAX_GROWTH, PROBE * age * age / 2)))
+        self._set(base + scale * math.expm1(min(MAX_GROWTH, PROBE * age * age / 2)))
 
     def rate_limited(self, now: float, *, in_flight: int, retry_after: float | None) -> None:
         """
@@ -269,8 +286,13 @@ class RateControl:
                 granted = self._accepted - accepted_then - 1
                 if granted >= MIN_GRANTS and now > then:
                     self.limit = granted / (now - then)
-                    rate = min(self.rate, SIT * self.limit)
-                    measured = True
+                    # Over a longer interval than the window (the only
+                    # point left), a client sharing the key measured the
+                    # others' use as it changed: trusted no further than
+                    # the blind cut.
+                    if now - then <= MEASURE_WINDOW or SIT * self.limit >= rate:
+                        rate = min(self.rate, SIT * self.limit)
+                        measured = True
                     break
         elif since_cut > 1 and now > self._event_at:
             # Still over after the last cut: what came through since is a
@@ -285,6 +307,8 @@ class RateControl:
         self._set(rate)
         self._base = self.rate
         self._held = 0
+        if measured or not self._reach:
+            self._reach = max(self._reach, self.rate)
         # Below a measured rate, hold; below a guess, probe at once (from
         # the guess, the probe is gentle for its first seconds anyway).
         self._probe_from = None if measured else now
