@@ -41,6 +41,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._text import short_repr
+
 if TYPE_CHECKING:
     from ._values import Task
 
@@ -119,10 +121,10 @@ class Problem:
     def __str__(self) -> str:
         if self.field is None:
             return self.rule
-        return f"{self.field}={_short_repr(self.value)}: {self.rule}"
+        return f"{self.field}={short_repr(self.value)}: {self.rule}"
 
     def __repr__(self) -> str:
-        return f"Problem(field={self.field!r}, value={_short_repr(self.value)}, rule={self.rule!r})"
+        return f"Problem(field={self.field!r}, value={short_repr(self.value)}, rule={self.rule!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Problem):
@@ -131,16 +133,6 @@ class Problem:
 
     def __hash__(self) -> int:
         return hash((self.field, self.rule))
-
-
-def _short_repr(value: object, limit: int = 80) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a number too long to write, a __repr__ that raises
-        return f"<{type(value).__name__} that cannot be shown>"
-    if len(text) > limit:
-        return f"{text[: limit - 15]}...<{len(text)} chars>"
-    return text
 
 
 class APIError(EvoLinkError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Final
 
-__all__ = ["printable", "printable_json"]
+__all__ = ["printable", "printable_json", "short_repr"]
 
 #: Escapes Python's `repr` uses for the usual controls.
 _SHORT: Final = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -80,3 +80,18 @@ def printable_json(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(_json_escape(char) if char != "\n" and _unsafe(char) else char for char in text)
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """
+    `repr(value)` for a message, at most about `limit` characters; a value
+    with no repr (an int too long to write, a `__repr__` that raises) is
+    named by its type.
+    """
+    try:
+        text = repr(value)
+    except Exception:  # a number too long to write, a __repr__ that raises
+        return f"<{type(value).__name__} that cannot be shown>"
+    if len(text) > limit:
+        return f"{text[: limit - 15]}...<{len(text)} chars>"
+    return text

@@ -109,6 +109,19 @@ def test_client_arguments_refuse_ints_too_long_to_write(
         EvoLinkClient(**given)
 
 
+@settings(max_examples=30, deadline=None)
+@given(value=too_long_to_write, place=st.sampled_from(["hooks", "kind", "hook"]))
+def test_event_hooks_refuse_ints_too_long_to_write_anywhere_inside(value: int, place: str) -> None:
+    hooks: Any = {
+        "hooks": {"request": value},
+        "kind": {value: []},
+        "hook": {"response": [print, value]},
+    }[place]
+    with pytest.raises(ValidationError, match="event_hooks") as info:
+        EvoLinkClient("sk-test", event_hooks=hooks)
+    assert "cannot be shown" in str(info.value)
+
+
 positive = st.floats(min_value=1e-300, max_value=1e300, allow_nan=False, allow_infinity=False)
 
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._errors import APIConnectionError, APIError, EvoLinkError, ValidationError
+from .._text import short_repr
 
 if TYPE_CHECKING:
     from .._telemetry import Counters
@@ -113,7 +114,7 @@ def check_event_hooks(value: object) -> EventHooks | None:
         return None
     if not isinstance(value, Mapping):
         raise ValidationError(
-            f"event_hooks={value!r}: must be a dict such as "
+            f"event_hooks={short_repr(value)}: must be a dict such as "
             '{"request": [...], "response": [...], "retry": [...]}, '
             f"not {type(value).__name__}"
         )
@@ -121,17 +122,20 @@ def check_event_hooks(value: object) -> EventHooks | None:
     for kind, hooks in value.items():
         if kind not in HOOK_KINDS:
             raise ValidationError(
-                f"event_hooks: unknown kind {kind!r}; the kinds are {', '.join(HOOK_KINDS)}"
+                f"event_hooks: unknown kind {short_repr(kind)};"
+                f" the kinds are {', '.join(HOOK_KINDS)}"
             )
         if isinstance(hooks, str | bytes | Mapping) or not isinstance(hooks, Iterable):
             raise ValidationError(
-                f"event_hooks[{kind!r}]={hooks!r}: must be a list of functions (sync or async)"
+                f"event_hooks[{kind!r}]={short_repr(hooks)}:"
+                " must be a list of functions (sync or async)"
             )
         checked = tuple(hooks)
         for hook in checked:
             if not callable(hook):
                 raise ValidationError(
-                    f"event_hooks[{kind!r}]: {hook!r} is not callable (a function, sync or async)"
+                    f"event_hooks[{kind!r}]: {short_repr(hook)}"
+                    " is not callable (a function, sync or async)"
                 )
         found[kind] = checked
     hooks_set = EventHooks(**found)
