@@ -14,6 +14,7 @@ instead of paying for them again. Needs the `ray` extra
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import os
 import time
@@ -148,6 +149,23 @@ def _transient(outcome: JobOutcome) -> bool:
     return isinstance(outcome.error, RateLimitError | ServerError | APIConnectionError)
 
 
+def _check_client_options(options: Mapping[str, Any]) -> None:
+    """
+    The `client={...}` arguments, checked on the driver as `EvoLinkClient`
+    checks them, so a bad value fails once when the stage is built instead of
+    in every Ray task.
+    """
+    known = set(inspect.signature(EvoLinkClient).parameters) - {"api_key"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValidationError(
+            f"client: unknown EvoLinkClient argument {unknown[0]!r}; "
+            f"the arguments are {', '.join(sorted(known))}"
+        )
+    # Builds nothing that needs closing: the session is made on first use.
+    EvoLinkClient("sk-options-check", **options)
+
+
 class EvoLinkVideos:
     """
     A callable class for `Dataset.map_batches`: job dicts in, outcome records out.
@@ -207,6 +225,7 @@ class EvoLinkVideos:
                 "EvoLinkVideos: pass the API key as EVOLINK_API_KEY in the workers' "
                 "environment, not in client={...} (constructor arguments are Ray objects)"
             )
+        _check_client_options(options)
         rate = finite_number(creates_per_second)  # None for an int beyond the float range
         if creates_per_second is not None and (rate is None or rate <= 0):
             rule = "must be a finite number > 0"

@@ -179,6 +179,37 @@ def test_evolink_videos_refuses_wrong_arguments_when_built(
         ray_stage.EvoLinkVideos(**{"run_id": "audit-run", argument: value})
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"timeout": math.nan}, "timeout"),
+        ({"timeout": math.inf}, "timeout"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"poll": "fast"}, "poll"),
+        ({"retry": 5}, "retry"),
+        ({"base_url": "http://"}, "base_url"),
+        ({"max_video_bytes": 10**5000}, "max_video_bytes"),
+        ({"no_such_option": 1}, "no_such_option"),
+    ],
+)
+def test_evolink_videos_checks_client_options_when_built(
+    options: dict[str, Any], named: str
+) -> None:
+    # Checked on the driver, once, not in every Ray task when the actor
+    # first builds its client.
+    ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
+    with pytest.raises(ValidationError, match=named):
+        ray_stage.EvoLinkVideos(run_id="audit-run", client=options)
+
+
+def test_evolink_videos_keeps_good_client_options() -> None:
+    ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
+    stage = ray_stage.EvoLinkVideos(
+        run_id="audit-run", client={"timeout": 5.0, "max_concurrency": 4}
+    )
+    assert stage._options == {"timeout": 5.0, "max_concurrency": 4}
+
+
 def test_evolink_videos_takes_paths_as_text(tmp_path: Path) -> None:
     ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
     journal, videos = tmp_path / "run.journal", tmp_path / "videos"
