@@ -14,6 +14,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
+import inspect
 import ipaddress
 import json
 import re
@@ -31,6 +32,9 @@ from typing import Any
 import pytest
 
 from evolink_async import PollPolicy, RetryPolicy
+from evolink_async._batch.journal import read_entries
+from evolink_async.testing import MockEvoLink
+from evolink_async.testing._state import video_bytes
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 from evolink_async.ray import EvoLinkVideos  # noqa: E402 -- only once Ray is importable
@@ -44,6 +48,8 @@ pytestmark = [
 
 CREATE = "POST /v1/videos/generations"
 MODEL = "wan2.5-image-to-video"
+#: The size of every video `mock-server` serves (its default).
+MOCK_VIDEO_SIZE = inspect.signature(MockEvoLink).parameters["video_size"].default
 
 
 def jobs(count: int, prefix: str) -> list[dict[str, Any]]:
@@ -172,14 +178,20 @@ def test_rows_in_records_out_one_task_per_job(cluster: None, mock_url: str) -> N
         assert key not in json.dumps(row)
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["no-journal", "journal-and-videos"])
 def test_a_worker_killed_mid_batch_loses_nothing_and_pays_nothing_twice(
-    cluster: None, mock_url: str
+    cluster: None, mock_url: str, tmp_path: Path, kept: bool
 ) -> None:
+    # Without a journal the restarted worker re-sends its jobs' creates with
+    # the same derived keys (the server replays them); with one it re-attaches
+    # to the tasks journalled and downloads every video.
     before = stats(mock_url)
-    given = jobs(20, "killed")
+    given = jobs(20, f"killed-{kept}")
+    journal, videos = tmp_path / "ray.journal", tmp_path / "videos"
+    where = {"journal": str(journal), "download_dir": str(videos)} if kept else {}
     out = ray.data.from_items(given).map_batches(
         EvoLinkVideos,
-        fn_constructor_kwargs=options(mock_url, run_id="ray-kill"),
+        fn_constructor_kwargs=options(mock_url, run_id=f"ray-kill-{kept}", **where),
         batch_size=5,
         concurrency=1,
     )
@@ -210,9 +222,28 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_pays_nothing_twice(
     assert all(row["ok"] for row in rows)
     # One server task per job: the re-run batch's creates were replays.
     assert after["tasks_created"] - before["tasks_created"] == 20
-    assert after["replays"] > before["replays"]
     created = {row["task_id"] for row in rows}
     assert len(created) == 20
+    if not kept:
+        assert after["replays"] > before["replays"]
+        return
+    # Every job has exactly one final outcome in the journal the restarted
+    # worker took over, with the task its row reports, and its video on disk
+    # (byte for byte what the server serves for that task).
+    entries = {entry.job_id: entry for entry in read_entries(journal)}
+    assert sorted(entries) == sorted(job["id"] for job in given)
+    for row in rows:
+        entry = entries[row["job_id"]]
+        assert entry.outcome is not None and "error" not in entry.outcome
+        assert entry.task_id == entry.outcome["task"]["id"] == row["task_id"]
+        assert entry.outcome["task"]["status"] == "completed"
+        assert entry.outcome["path"] == row["path"]
+        video = Path(row["path"])
+        assert video.parent == videos
+        assert video.read_bytes() == video_bytes(row["task_id"], MOCK_VIDEO_SIZE)
+    assert sorted(path.name for path in videos.iterdir()) == sorted(
+        Path(row["path"]).name for row in rows
+    )  # nothing left half-written
 
 
 def test_the_api_key_is_refused_as_a_constructor_argument() -> None:
