@@ -98,6 +98,28 @@ def test_a_reply_without_the_key_is_left_as_sent(
     assert Redactor(key).data(payload) == payload
 
 
+WIDE = ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    key=keys,
+    encoding=st.sampled_from(WIDE),
+    before=st.text(alphabet=string.ascii_letters + " :<>", max_size=20),
+    bearer=st.booleans(),
+)
+def test_a_wide_text_reply_echoing_the_key_is_masked(
+    key: str, encoding: str, before: str, bearer: bool
+) -> None:
+    # Not JSON (an HTML or plain-text error page) in a wide encoding: shown
+    # as text, the key would be its letters with NULs between them.
+    body = f"<h1>{before}{'Bearer ' if bearer else ''}{key}</h1>".encode(encoding)
+    masked = Redactor(key).data(body)
+    for codec in WIDE:
+        assert key not in masked.decode(codec, errors="replace")
+    assert key not in masked.replace(b"\x00", b"").decode("latin-1")
+
+
 def escaped(text: str) -> str:
     return "".join(f"\\u{ord(char):04x}" for char in text)
 

@@ -95,12 +95,13 @@ _MASK: Final = "[api key]"
 _MIN_SECRET: Final = 8
 #: The byte-order marks of UTF-16 (and so UTF-32 LE), which `json.loads` reads.
 _WIDE_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")
+_WIDE_CODECS: Final = ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 
 
 class Redactor:
     """Masks one secret (the API key) in server-supplied bytes and text."""
 
-    __slots__ = ("_data", "_escapes", "_json", "_text")
+    __slots__ = ("_data", "_escapes", "_json", "_text", "_wide")
 
     def __init__(self, secret: str | None) -> None:
         usable = secret is not None and len(secret) >= _MIN_SECRET
@@ -110,6 +111,12 @@ class Redactor:
         self._json = json.dumps(secret)[1:-1] if usable else None
         hiding = [char for char in '/"\\' if usable and secret and char in secret]
         self._escapes = (b"\\u00", *(b"\\" + char.encode() for char in hiding))
+        # The key and the mask in each wide encoding, for a body that is not JSON.
+        self._wide = tuple(
+            (secret.encode(codec), _MASK.encode(codec))
+            for codec in _WIDE_CODECS
+            if usable and secret is not None
+        )
 
     def data(self, payload: bytes) -> bytes:
         """`payload` with the secret masked, however a JSON body spells it."""
@@ -133,7 +140,11 @@ class Redactor:
         try:
             text = json.dumps(json.loads(payload))
         except (ValueError, RecursionError):
-            return payload  # not JSON: read as bytes, where the key was masked
+            # Not JSON: shown as text, where a wide encoding's key is the
+            # key with NULs between its letters.
+            for key, mask in self._wide:
+                payload = payload.replace(key, mask)
+            return payload
         if self._json is None or self._json not in text:
             return payload
         return text.replace(self._json, _MASK).encode()
