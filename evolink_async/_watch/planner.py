@@ -70,7 +70,7 @@ A task that outlives the schedule is polled at the schedule's own latency
 until `schedule.PAST_SCHEDULE` times its last time, then backs off. In the
 same way, when the line through two progress readings (a prediction the
 model's finished tasks scored as better than the level) puts the finish
-within `PollPolicy.latency_target` log-spread, the next poll may skip past
+within half of `PollPolicy.latency_target` in log-spread, the next poll may skip past
 `max_interval` to the start of that band.
 
 Scaling: every duration is derived from ``estimated_time``, elapsed time, or a
@@ -628,25 +628,28 @@ def _planned_interval(
     if overdue:
         return (state.gap * policy.backoff if state.polls else high), high, False
     scale = min(scale, _exp(mu))
+    # The ceiling of this interval; `high` stays the ceiling jitter keeps to.
+    top = high
     if likely:
-        high = max(low, min(high, policy.latency_target * scale))
+        top = max(low, min(high, policy.latency_target * scale))
     elif (
         informed
         and policy.learned_gaps
-        and sigma <= policy.latency_target
+        and sigma <= 0.5 * policy.latency_target
         and _scored(calibration, state)
     ):
         # A line through two progress readings, which the model's finished
-        # tasks proved good, puts the finish within about the latency
-        # target: skip to the start of that band, past the ceiling if need
-        # be (polls before it would find the task still running).
-        high = max(high, _exp(mu - _LIKELY_SPREADS * sigma) - elapsed)
+        # tasks proved good, puts the finish within half the latency target
+        # (in log-spread; wider, and uneven steps of progress lose): skip
+        # to the start of that band, past the ceiling if need be (polls
+        # before it would find the task still running).
+        top = high = max(high, _exp(mu - _LIKELY_SPREADS * sigma) - elapsed)
     interval = keller_interval(
         pressure * policy.latency_weight / max(_TINY, scale),
         elapsed=elapsed,
         survival=survival,
         low=low,
-        high=high,
+        high=top,
     )
     return interval, high, False
 

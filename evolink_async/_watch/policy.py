@@ -119,7 +119,7 @@ class PollPolicy:
             longest run seen (finished, or still running) stretch; past it
             the ceiling holds. Likewise, once the model's finished tasks
             proved its progress lines good, a line that puts the finish
-            within about `latency_target` skips there in one gap. False
+            within half of `latency_target` skips there in one gap. False
             (a strict ceiling, for an application that wants a fresh
             snapshot of every task at least every `max_interval`) keeps
             every gap within `max_interval`.
