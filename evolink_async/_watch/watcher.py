@@ -51,7 +51,6 @@ client's endpoints, or a fake in tests) and tells waiters. Its shape:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import heapq
 import inspect
@@ -190,34 +189,23 @@ class Watcher:
             TaskFailedError, TaskCancelledError, WaitTimeoutError, APIError.
         """
         with self._telemetry.span("evolink.wait", {"evolink.task.id": task_id}) as span:
-            task = await self._wait(task_id, initial, started_at, timeout, on_progress)
+            changed = asyncio.Event()
+            entry = self.watch(
+                task_id, initial=initial, started_at=started_at, listener=lambda _: changed.set()
+            )
+            listener = entry.listeners[-1]
+            try:
+                async with asyncio.timeout(timeout):
+                    task = await self._follow(entry, changed, on_progress)
+            except TimeoutError:
+                if timeout is None:
+                    raise
+                raise WaitTimeoutError(task_id, timeout, entry.latest) from None
+            finally:
+                self.unwatch(entry, listener)
             if span is not None:
                 span.set_attribute("evolink.task.status", task.status.value)
             return task
-
-    async def _wait(
-        self,
-        task_id: str,
-        initial: Task | None,
-        started_at: float | None,
-        timeout: float | None,
-        on_progress: Callable[[Task], Any] | None,
-    ) -> Task:
-        changed = asyncio.Event()
-        entry = self.watch(
-            task_id, initial=initial, started_at=started_at, listener=lambda _: changed.set()
-        )
-        listener = entry.listeners[-1]
-        try:
-            if timeout is None:
-                return await self._follow(entry, changed, on_progress)
-            try:
-                async with asyncio.timeout(timeout):
-                    return await self._follow(entry, changed, on_progress)
-            except TimeoutError:
-                raise WaitTimeoutError(task_id, timeout, entry.latest) from None
-        finally:
-            self.unwatch(entry, listener)
 
     def watch(
         self,
@@ -239,7 +227,7 @@ class Watcher:
         entry = self._entries.get(task_id)
         if entry is None:
             entry = self._new_entry(task_id, initial, started_at)
-        entry.listeners.append(listener)
+        entry.listeners = (*entry.listeners, listener)
         trace = self._telemetry.current_context()
         if trace is not None:
             entry.traces.append((listener, trace))
@@ -249,8 +237,10 @@ class Watcher:
 
     def unwatch(self, entry: WatchEntry, listener: Listener) -> None:
         """Remove one listener; drop the entry (and its in-flight poll) if it was the last."""
-        with contextlib.suppress(ValueError):
-            entry.listeners.remove(listener)
+        listeners = entry.listeners
+        if listener in listeners:
+            at = listeners.index(listener)
+            entry.listeners = listeners[:at] + listeners[at + 1 :]
         if entry.traces:
             entry.traces = [pair for pair in entry.traces if pair[0] is not listener]
         if not entry.listeners:
@@ -330,7 +320,6 @@ class Watcher:
     def _schedule(self, entry: WatchEntry, due: float) -> None:
         self._seq += 1
         entry.seq = self._seq
-        entry.interval = max(0.0, due - (entry.last_poll or self._now()))
         entry.due = due
         heapq.heappush(self._heap, (due, self._seq, entry))
         if self._heap[0][2] is entry and self._wakeup is not None:
@@ -357,7 +346,7 @@ class Watcher:
         self._notify(entry)
 
     def _notify(self, entry: WatchEntry) -> None:
-        for listener in list(entry.listeners):
+        for listener in entry.listeners:  # a tuple: listeners may (un)watch meanwhile
             listener(entry)
 
     def _u(self) -> float:
