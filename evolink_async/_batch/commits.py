@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 from .._errors import JournalError
 from .polls import PollSamples
 
-__all__ = ["Commit", "GroupCommit", "Statement"]
+__all__ = ["Commit", "Committed", "GroupCommit", "Statement"]
 
 #: One statement of a commit: SQL and its parameters.
 Statement: TypeAlias = tuple[str, tuple[Any, ...]]
@@ -70,6 +70,26 @@ class GroupCommit:
                 settle(batch, None)
             if not self._pending:
                 return
+
+
+class Committed:
+    """
+    What a journal's writes share: each goes through its `GroupCommit`
+    (`_commits`, made by the journal with its own commit).
+    """
+
+    _commits: GroupCommit
+
+    def count_polls(self, sent: Callable[[], int]) -> None:
+        """Sample `sent()`, the polls this process has sent for the run, into the journal."""
+        self._commits.samples.start(sent, self._commits.kick)
+
+    async def flush(self) -> None:
+        """Wait until every write made so far is committed."""
+        await self._commits.flush()
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        await self._commits.write(sql, params)
 
 
 def settle(

@@ -64,7 +64,7 @@ import attrs
 
 from .._errors import JournalError
 from .._watch.calibration import dump_snapshot, parse_snapshot
-from .commits import GroupCommit, Statement
+from .commits import Committed, GroupCommit, Statement
 from .keys import check_run_id, new_run_id
 from .polls import PollSample, PollSamples
 
@@ -141,7 +141,7 @@ class Claim:
     elsewhere: bool = False
 
 
-class Journal:
+class Journal(Committed):
     """
     A job journal in one SQLite file.
 
@@ -397,17 +397,6 @@ class Journal:
             " WHERE job_id = ?",
             (json.dumps(outcome, separators=(",", ":")), time.time(), polls, job_id),
         )
-
-    def count_polls(self, sent: Callable[[], int]) -> None:
-        """Sample `sent()`, the polls this process has sent for the run, into the journal."""
-        self._commits.samples.start(sent, self._commits.kick)
-
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        await self._commits.write(sql, params)
-
-    async def flush(self) -> None:
-        """Wait until every write made so far is committed."""
-        await self._commits.flush()
 
     async def _commit(self, statements: list[Statement], sample: int | None) -> None:
         """One group commit on the journal thread (a sample alone: no fsync)."""

@@ -37,14 +37,14 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import JournalError, ValidationError
 from .._watch.calibration import dump_snapshot, parse_snapshot
-from .commits import GroupCommit, Statement
+from .commits import Committed, GroupCommit, Statement
 from .journal import Claim, JournalEntry
 from .keys import check_run_id
 from .polls import PollSample, PollSamples
@@ -128,7 +128,7 @@ def safe_url(url: str) -> str:
         return "postgresql://(unreadable URL)"
 
 
-class PgJournal:
+class PgJournal(Committed):
     """
     A job journal in a PostgreSQL database, shared by the processes of one run.
 
@@ -456,17 +456,6 @@ class PgJournal:
             " polls = coalesce($4, polls) WHERE run_id = $1 AND job_id = $2",
             (self.run_id, job_id, json.dumps(outcome, separators=(",", ":")), polls),
         )
-
-    def count_polls(self, sent: Callable[[], int]) -> None:
-        """Sample `sent()`, the polls this process has sent for the run, into the journal."""
-        self._commits.samples.start(sent, self._commits.kick)
-
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        await self._commits.write(sql, params)
-
-    async def flush(self) -> None:
-        """Wait until every write made so far is committed."""
-        await self._commits.flush()
 
     async def _commit(self, statements: list[Statement], sample: int | None) -> None:
         """One group commit in one transaction (a sample alone: no wait for the disk)."""
