@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
 from aiohttp import web
 from hypothesis import given, settings
@@ -32,7 +33,9 @@ from hypothesis import strategies as st
 
 from evolink_async import (
     EvoLinkClient,
+    PollPolicy,
     RetryPolicy,
+    SharedBudget,
     TaskStatus,
     ValidationError,
     Wan25ImageToVideo,
@@ -120,6 +123,31 @@ def test_event_hooks_refuse_ints_too_long_to_write_anywhere_inside(value: int, p
     with pytest.raises(ValidationError, match="event_hooks") as info:
         EvoLinkClient("sk-test", event_hooks=hooks)
     assert "cannot be shown" in str(info.value)
+
+
+POLL_FIELDS = [field.name for field in attrs.fields(PollPolicy)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    field=st.sampled_from(POLL_FIELDS),
+    value=st.one_of(beyond_floats, too_long_to_write),
+)
+def test_poll_policy_refuses_huge_ints_in_any_field(field: str, value: int) -> None:
+    given: dict[str, Any] = {field: value}
+    with pytest.raises(ValidationError, match=f"PollPolicy.{field}"):
+        PollPolicy(**given)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    argument=st.sampled_from(["creates_per_second", "polls_per_second", "name"]),
+    value=st.one_of(beyond_floats, too_long_to_write),
+)
+def test_shared_budget_refuses_huge_ints(argument: str, value: int) -> None:
+    given: dict[str, Any] = {"creates_per_second": 10.0, argument: value}
+    with pytest.raises(ValidationError, match=argument):
+        SharedBudget("postgresql://127.0.0.1:1/db", **given)
 
 
 positive = st.floats(min_value=1e-300, max_value=1e300, allow_nan=False, allow_infinity=False)

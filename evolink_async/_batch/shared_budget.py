@@ -38,7 +38,8 @@ import uuid
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from .._errors import ValidationError
-from .._numbers import is_number
+from .._numbers import finite_number
+from .._text import short_repr
 from .._watch.rate import (
     DECREASE,
     HOLD_MAX_SECONDS,
@@ -191,9 +192,10 @@ class Budget(Protocol):
 def _check_rate(name: str, value: object, *, optional: bool) -> float | None:
     if value is None and optional:
         return None
-    if not is_number(value) or not 0 < float(value) < math.inf:
-        raise ValidationError(f"{name}={value!r}: must be a positive number")
-    return float(value)
+    rate = finite_number(value)  # None for an int beyond the float range, too
+    if rate is None or rate <= 0:
+        raise ValidationError(f"{name}={short_repr(value)}: must be a finite number > 0")
+    return rate
 
 
 class _LocalBucket:
@@ -256,7 +258,7 @@ class SharedBudget:
         if not isinstance(given[0], str) or not dsn.startswith(("postgresql://", "postgres://")):
             raise ValidationError("dsn: must be a postgresql:// URL")
         if not isinstance(given[1], str) or not _NAME.fullmatch(name):
-            raise ValidationError(f"name={name!r}: 1-100 characters of [A-Za-z0-9._:-]")
+            raise ValidationError(f"name={short_repr(name)}: 1-100 characters of [A-Za-z0-9._:-]")
         self.creates_per_second = _check_rate(
             "creates_per_second", creates_per_second, optional=False
         )

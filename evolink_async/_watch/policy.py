@@ -14,6 +14,7 @@ import attrs
 from .._checked import checked_arguments
 from .._errors import ValidationError
 from .._numbers import finite_number
+from .._text import short_repr
 
 __all__ = ["PollPolicy"]
 
@@ -25,7 +26,7 @@ def _number(rule: str, test: Callable[[float], bool]) -> Callable[[Any, Any, Any
         number = finite_number(value)
         if number is None or not test(number):
             raise ValidationError(
-                f"PollPolicy.{attribute.name}={value!r}: must be a finite number {rule}"
+                f"PollPolicy.{attribute.name}={short_repr(value)}: must be a finite number {rule}"
             )
 
     return check
@@ -40,7 +41,9 @@ _at_least_one = _number(">= 1", lambda v: v >= 1)
 
 def _boolean(_: Any, attribute: attrs.Attribute[bool], value: bool) -> None:
     if not isinstance(value, bool):
-        raise ValidationError(f"PollPolicy.{attribute.name}={value!r}: must be True or False")
+        raise ValidationError(
+            f"PollPolicy.{attribute.name}={short_repr(value)}: must be True or False"
+        )
 
 
 @checked_arguments
