@@ -141,7 +141,7 @@ _MIN_PRESSURE = 1e-6
 # -- per-task state -----------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True, slots=True)
+@attrs.frozen(kw_only=True, slots=True, weakref_slot=False)
 class PollState:
     """
     What the planner knows about one task: a handful of numbers, no history.
