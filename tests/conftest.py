@@ -22,6 +22,7 @@ import attrs
 import pytest
 
 from evolink_async import EvoLinkClient, PollPolicy, RetryPolicy
+from evolink_async._batch.journal import Journal
 from evolink_async.testing import MockEvoLink
 
 from . import pgcluster
@@ -153,3 +154,13 @@ def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> JournalTar
         return JournalTarget("sqlite", tmp_path / "run.journal", None)
     url: str = request.getfixturevalue("pg_url")
     return JournalTarget("postgresql", url, f"test-{uuid.uuid4().hex[:12]}")
+
+
+async def journal_counts(path: Path) -> dict[str, int]:
+    """Jobs begun, created and finished in the SQLite journal at `path` (opened, so not held)."""
+    reader = Journal(path)
+    await reader.open()
+    try:
+        return await reader.counts()
+    finally:
+        await reader.close()

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from evolink_async import ClientClosedError
-from evolink_async._batch.journal import Journal
 from evolink_async.testing import MockEvoLink
 
-from .conftest import make_client
+from .conftest import journal_counts, make_client
 
 pytestmark = pytest.mark.anyio
 
@@ -66,12 +65,7 @@ async def test_closing_the_client_at_any_stage_ends_the_run_cleanly(
         assert outcome.ok or isinstance(outcome.error, ClientClosedError), outcome
     # The journal is closed (another opener gets it) and holds every job the
     # server may have made a task for: created, finished, or begun with its key.
-    reader = Journal(journal)
-    await reader.open()
-    try:
-        counts = await reader.counts()
-    finally:
-        await reader.close()
+    counts = await journal_counts(journal)
     assert counts["begun"] + counts["created"] + counts["finished"] >= mock.stats.tasks_created
     # Running again finishes every job and pays for none twice.
     async with make_client(mock) as again:

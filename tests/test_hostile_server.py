@@ -39,10 +39,9 @@ from evolink_async import (
     TaskStatus,
     ValidationError,
 )
-from evolink_async._batch.journal import Journal
 from evolink_async.testing import Fault, MockEvoLink
 
-from .conftest import FAST_RETRY, make_client
+from .conftest import FAST_RETRY, journal_counts, make_client
 
 pytestmark = pytest.mark.anyio
 
@@ -480,12 +479,7 @@ async def test_leaving_the_loop_stops_creating_and_journals_what_was_sent(
         assert mock.stats.tasks_created <= created_at_break + 2
         created = mock.stats.tasks_created
         assert created < 300
-    reader = Journal(journal)
-    await reader.open()
-    try:
-        counts = await reader.counts()
-    finally:
-        await reader.close()
+    counts = await journal_counts(journal)
     # Every create that was sent has its task id in the journal.
     assert counts["begun"] == 0
     assert counts["created"] + counts["finished"] == created
