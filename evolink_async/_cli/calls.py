@@ -45,6 +45,7 @@ __all__ = [
     "interruptible",
     "print_json",
     "problem_lines",
+    "report_failure",
     "say",
     "task_record",
 ]
@@ -154,3 +155,13 @@ def problem_lines(prog: str, exc: EvoLinkError) -> list[str]:
 def say(text: str) -> None:
     """One line on stderr, control characters escaped."""
     print(printable(text), file=sys.stderr, flush=True)
+
+
+def report_failure(prog: str, exc: EvoLinkError) -> int:
+    """
+    Say `exc` on stderr (`problem_lines`); the exit code: `EXIT_USAGE` for a
+    `ValidationError` (raised before anything was sent), else `EXIT_FAILED`.
+    """
+    for line in problem_lines(prog, exc):
+        say(line)
+    return EXIT_USAGE if isinstance(exc, ValidationError) else EXIT_FAILED

@@ -29,17 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from .._batch.jobs import looks_like_url
-from .._errors import EvoLinkError, ValidationError
+from .._errors import EvoLinkError
 from .._models import MODELS
 from .calls import (
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     UsageError,
     UserInterruptError,
     api_client,
     interruptible,
-    problem_lines,
+    report_failure,
     say,
 )
 from .taskview import make_task_view
@@ -130,17 +129,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
-    except ValidationError as exc:
-        # Raised before anything is sent: a rule of the model, or a local file.
-        for line in problem_lines(_PROG, exc):
-            say(line)
-        return EXIT_USAGE
     except EvoLinkError as exc:
-        for line in problem_lines(_PROG, exc):
-            say(line)
+        # A ValidationError comes before anything is sent: a rule of the
+        # model, or a local file (exit 2).
+        code = report_failure(_PROG, exc)
         if created:
             say(f"{_PROG}: the task goes on on the server: {resume_hint(created[0], args)}")
-        return EXIT_FAILED
+        return code
     except (UserInterruptError, KeyboardInterrupt):
         if created:
             say(

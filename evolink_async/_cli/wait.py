@@ -25,7 +25,6 @@ from .._errors import (
     EvoLinkError,
     TaskCancelledError,
     TaskFailedError,
-    ValidationError,
     WaitTimeoutError,
 )
 from .._text import printable
@@ -41,6 +40,7 @@ from .calls import (
     interruptible,
     print_json,
     problem_lines,
+    report_failure,
     say,
     task_record,
 )
@@ -152,14 +152,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
-    except ValidationError as exc:
-        for line in problem_lines(_PROG, exc):
-            say(line)
-        return EXIT_USAGE
     except EvoLinkError as exc:
-        for line in problem_lines(_PROG, exc):
-            say(line)
-        return EXIT_FAILED
+        return report_failure(_PROG, exc)
     except (UserInterruptError, KeyboardInterrupt):
         say(
             f"{_PROG}: interrupted; the task goes on on the server: "
