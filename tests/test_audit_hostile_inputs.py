@@ -18,10 +18,12 @@ Classes of hostile input an audit found incompletely covered.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import json
 import math
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -173,6 +175,13 @@ def test_no_finite_retry_policy_overflows(
 
 # ------------------------------------------------------------- EvoLinkVideos
 
+
+def ray_module() -> ModuleType:
+    """`evolink_async.ray`, or a skip where the ray extra is not installed."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    return importlib.import_module("evolink_async.ray")
+
+
 not_paths = st.one_of(
     st.integers(), st.floats(), st.binary(max_size=4), st.lists(st.integers(), max_size=2)
 )
@@ -192,7 +201,7 @@ not_options = st.one_of(
 def test_evolink_videos_refuses_wrong_arguments_when_built(
     argument: str, data: st.DataObject
 ) -> None:
-    ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
+    ray_stage = ray_module()
     values = {
         "journal": not_paths,
         "download_dir": not_paths,
@@ -225,13 +234,13 @@ def test_evolink_videos_checks_client_options_when_built(
 ) -> None:
     # Checked on the driver, once, not in every Ray task when the actor
     # first builds its client.
-    ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
+    ray_stage = ray_module()
     with pytest.raises(ValidationError, match=named):
         ray_stage.EvoLinkVideos(run_id="audit-run", client=options)
 
 
 def test_evolink_videos_keeps_good_client_options() -> None:
-    ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
+    ray_stage = ray_module()
     stage = ray_stage.EvoLinkVideos(
         run_id="audit-run", client={"timeout": 5.0, "max_concurrency": 4}
     )
@@ -239,7 +248,7 @@ def test_evolink_videos_keeps_good_client_options() -> None:
 
 
 def test_evolink_videos_takes_paths_as_text(tmp_path: Path) -> None:
-    ray_stage = pytest.importorskip("evolink_async.ray", reason="the ray extra is not installed")
+    ray_stage = ray_module()
     journal, videos = tmp_path / "run.journal", tmp_path / "videos"
     stage = ray_stage.EvoLinkVideos(run_id="audit-run", journal=journal, download_dir=videos)
     assert (stage.journal, stage.download_dir) == (str(journal), str(videos))
