@@ -164,3 +164,16 @@ async def journal_counts(path: Path) -> dict[str, int]:
         return await reader.counts()
     finally:
         await reader.close()
+
+
+#: Hostile numbers for replies and callbacks, and the numeric fields of a task reply.
+HUGE = "1" + "0" * 400  # an integer no float holds
+TOO_LONG = "1" * 4400  # more digits than Python turns into an int
+NUMERIC_PATHS = [
+    ("progress",),
+    ("created",),
+    ("task_info", "estimated_time"),
+    ("task_info", "video_duration"),
+    ("usage", "credits_reserved"),
+    ("usage", "credits_used"),
+]

@@ -45,7 +45,7 @@ from evolink_async import (
 from evolink_async.testing import MockEvoLink
 from evolink_async.webhooks import callback_handler
 
-from .conftest import make_client
+from .conftest import HUGE, NUMERIC_PATHS, make_client
 
 # ------------------------------------------------------------- RetryPolicy
 
@@ -291,16 +291,10 @@ def test_a_public_host_before_a_nul_is_still_allowed() -> None:
 
 # ------------------------------------------------------------- callback bodies
 
-HUGE = "1" + "0" * 400
 HOSTILE = [HUGE, f"-{HUGE}", "1e400", "1" * 4400, "[" * 100_000 + "]" * 100_000]
 HOSTILE += ['{"a":' * 50_000 + "1" + "}" * 50_000, "NaN", "-Infinity", '"\\ud800"']
 PATHS = [
-    ("progress",),
-    ("created",),
-    ("task_info", "estimated_time"),
-    ("task_info", "video_duration"),
-    ("usage", "credits_reserved"),
-    ("usage", "credits_used"),
+    *NUMERIC_PATHS,
     ("error", "code"),
     ("error", "message"),
     ("results",),

@@ -41,7 +41,7 @@ from evolink_async import (
 )
 from evolink_async.testing import Fault, MockEvoLink
 
-from .conftest import FAST_RETRY, journal_counts, make_client
+from .conftest import FAST_RETRY, HUGE, NUMERIC_PATHS, TOO_LONG, journal_counts, make_client
 
 pytestmark = pytest.mark.anyio
 
@@ -88,17 +88,6 @@ async def serve(
 
 
 # -- 1. replies the SDK cannot read -------------------------------------------
-
-HUGE = "1" + "0" * 400  # an integer no float holds
-TOO_LONG = "1" * 4400  # more digits than Python turns into an int
-NUMERIC_PATHS = [
-    ("progress",),
-    ("created",),
-    ("task_info", "estimated_time"),
-    ("task_info", "video_duration"),
-    ("usage", "credits_reserved"),
-    ("usage", "credits_used"),
-]
 
 
 def task_text(path: tuple[str, ...], literal: str, task_id: str = TASK_ID) -> bytes:
